@@ -1,0 +1,1 @@
+"""Committed default configuration, shipped inside the wheel as package data."""

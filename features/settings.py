@@ -1,0 +1,352 @@
+"""Typed, frozen, validated configuration.
+
+Reads nothing and writes nothing: ``zicht.jobs.config`` loads the YAML files in ``conf/`` (and a
+``--conf`` overlay), merges them and hands the plain mapping to :func:`settings_from_mapping`,
+which builds these objects. Unknown keys are errors, so a typo in a config file stops the run
+instead of silently using a default. Secrets never live here: they come from the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Features a model may never use (brief: no ethnicity, nationality, country of birth or religion).
+SENSITIVE_FEATURE_WORDS = (
+    "etnic",
+    "ethnic",
+    "nationalit",
+    "herkomst",
+    "origin",
+    "migratie",
+    "geboorteland",
+    "country_of_birth",
+    "birth_country",
+    "religi",
+    "westers",
+    "western",
+)
+
+UNITS = ("count", "rate", "share", "euro", "km", "index")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is not acceptable."""
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    master: str = "local[*]"
+    driver_memory: str = "6g"
+    shuffle_partitions: int = 8
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PeriodSettings:
+    years: tuple[int, ...] = ()
+    reference_date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    max_reject_share: float = 0.05
+    strict: bool = False
+    forbidden_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CoverageSettings:
+    """Where a source covers only part of the study area (contract: partial inputs)."""
+
+    gemeenten: tuple[str, ...] = ()
+    years: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class DisclosureSettings:
+    min_count: int = 10
+    min_numerator: int = 10
+    min_denominator: int = 10
+    min_units: int = 10
+    dominance_n: int = 1
+    dominance_k: float = 0.5
+    protection_width: int = 2
+    rounding_base: int | None = None
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    seed: int = 20261128
+    layers: tuple[str, ...] = ("co_offending",)
+    resolution: float = 1.0
+    broker_top_share: float = 0.1
+    exact_betweenness_max_nodes: int = 5000
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    seed: int = 20261128
+    n_clusters: int = 6
+    anomaly_contamination: float = 0.05
+    knn: int = 6
+    permutations: int = 199
+    fdr_alpha: float = 0.05
+    registered_model_name: str = "zicht-area-typology"
+    features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    experiment: str = "zicht"
+
+
+@dataclass(frozen=True)
+class Phenomenon:
+    key: str
+    label: str = ""
+    incident_codes: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    signal_categories: tuple[str, ...] = ()
+    caveats: str = ""
+
+
+@dataclass(frozen=True)
+class IndicatorSpec:
+    """One entry of the indicator catalogue, with ``{P}`` already filled in."""
+
+    key: str
+    phenomenon: str  # "" for context indicators
+    unit: str
+    definition: str
+    numerator: str | None = None
+    denominator: str | None = None
+    sources: tuple[str, ...] = ()
+    caveats: str = ""
+    # False for distinct-person counts whose persons can count in several areas (suspects of
+    # incidents in an area): a parent is then not the sum of its children.
+    additive: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    period: PeriodSettings = field(default_factory=PeriodSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+    coverage: Mapping[str, CoverageSettings] = field(default_factory=dict)
+    disclosure: DisclosureSettings = field(default_factory=DisclosureSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    mlflow: MlflowSettings = field(default_factory=MlflowSettings)
+    phenomena: Mapping[str, Phenomenon] = field(default_factory=dict)
+    indicators: tuple[IndicatorSpec, ...] = ()
+
+    def indicator(self, key: str) -> IndicatorSpec:
+        for spec in self.indicators:
+            if spec.key == key:
+                return spec
+        raise KeyError(key)
+
+    def to_flat_params(self) -> dict[str, str]:
+        """The resolved configuration as flat ``a.b.c -> str`` pairs (for MLflow params)."""
+        out: dict[str, str] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                for f in dataclasses.fields(value):
+                    walk(f"{prefix}.{f.name}" if prefix else f.name, getattr(value, f.name))
+            elif isinstance(value, Mapping):
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else str(k), v)
+            elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+                return  # the indicator catalogue is logged as an artifact, not as params
+            else:
+                out[prefix] = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+        walk("", dataclasses.replace(self, indicators=()))
+        return out
+
+    def to_jsonable(self) -> dict[str, Any]:
+        def conv(value: Any) -> Any:
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                return {f.name: conv(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            if isinstance(value, Mapping):
+                return {str(k): conv(v) for k, v in value.items()}
+            if isinstance(value, (tuple, list)):
+                return [conv(v) for v in value]
+            if isinstance(value, (dt.date, dt.datetime)):
+                return value.isoformat()
+            return value
+
+        out = conv(self)
+        assert isinstance(out, dict)
+        return out
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, where)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _build(tp, value, where)
+    if origin is tuple:
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict) or tp is Mapping:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        vt = args[1] if args else Any
+        return types.MappingProxyType(
+            {str(k): _coerce(vt, v, f"{where}.{k}") for k, v in value.items()}
+        )
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected text, got {value!r}")
+        return str(value)
+    if tp is dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: expected an ISO date, got {value!r}") from exc
+    return value
+
+
+def _build(cls: Any, data: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where or 'config'}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+_PHENOMENON_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_CLASS = re.compile(r"^\d\.\d{1,2}\.\d{1,2}$")
+_CODE = re.compile(r"^[A-Z]\d{2,4}$")
+
+
+def _phenomena(raw: Mapping[str, Any]) -> dict[str, Phenomenon]:
+    out: dict[str, Phenomenon] = {}
+    for key, body in raw.items():
+        if not _PHENOMENON_KEY.match(str(key)):
+            raise ConfigError(f"phenomena.{key}: key must be lower snake_case")
+        ph = _build(Phenomenon, {"key": key, **(body or {})}, f"phenomena.{key}")
+        for c in ph.classes:
+            if not _CLASS.match(c):
+                raise ConfigError(f"phenomena.{key}.classes: {c!r} is not a class like 3.1.1")
+        for c in ph.incident_codes:
+            if not _CODE.match(c):
+                raise ConfigError(f"phenomena.{key}.incident_codes: {c!r} is not a code like F94")
+        if not (ph.classes or ph.incident_codes or ph.signal_categories):
+            raise ConfigError(
+                f"phenomena.{key}: needs incident_codes, classes or signal_categories"
+            )
+        out[key] = ph
+    return out
+
+
+def _indicators(
+    raw: Mapping[str, Any], phenomena: Mapping[str, Phenomenon]
+) -> tuple[IndicatorSpec, ...]:
+    allowed = {"standard", "context"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"indicators: unknown key(s) {', '.join(unknown)}")
+    specs: list[IndicatorSpec] = []
+    for key, body in (raw.get("context") or {}).items():
+        specs.append(
+            _build(
+                IndicatorSpec, {"key": key, "phenomenon": "", **body}, f"indicators.context.{key}"
+            )
+        )
+    for pkey, ph in phenomena.items():
+        for key, body in (raw.get("standard") or {}).items():
+            filled = {
+                k: (v.replace("{P}", pkey) if isinstance(v, str) else v) for k, v in body.items()
+            }
+            caveats = filled.pop("caveats", "") or ph.caveats
+            specs.append(
+                _build(
+                    IndicatorSpec,
+                    {"key": f"{pkey}.{key}", "phenomenon": pkey, "caveats": caveats, **filled},
+                    f"indicators.standard.{key}",
+                )
+            )
+    for s in specs:
+        if s.unit not in UNITS:
+            raise ConfigError(f"indicator {s.key}: unit {s.unit!r} not one of {UNITS}")
+    return tuple(specs)
+
+
+def settings_from_mapping(data: Mapping[str, Any]) -> Settings:
+    """Build validated :class:`Settings` from a merged plain mapping (YAML content)."""
+    data = dict(data)
+    phenomena = _phenomena(data.pop("phenomena", {}) or {})
+    indicators = _indicators(data.pop("indicators", {}) or {}, phenomena)
+    settings: Settings = _build(Settings, data, "")
+    settings = dataclasses.replace(
+        settings, phenomena=types.MappingProxyType(phenomena), indicators=indicators
+    )
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    if not 0 <= s.validation.max_reject_share <= 1:
+        raise ConfigError("validation.max_reject_share must be within 0..1")
+    if s.disclosure.min_count < 1:
+        raise ConfigError("disclosure.min_count must be at least 1")
+    if not 0 < s.disclosure.dominance_k <= 1:
+        raise ConfigError("disclosure.dominance_k must be within (0, 1]")
+    for name in s.model.features:
+        low = name.lower()
+        if any(word in low for word in SENSITIVE_FEATURE_WORDS):
+            raise ConfigError(
+                f"model.features: {name!r} is (or names) ethnicity, nationality, country of birth "
+                "or religion, which zicht refuses as a feature"
+            )
+    for table, cov in s.coverage.items():
+        for g in cov.gemeenten:
+            if not re.match(r"^GM\d{4}$", g):
+                raise ConfigError(f"coverage.{table}.gemeenten: {g!r} is not a GM code")
+    if not s.phenomena:
+        raise ConfigError("phenomena: the catalogue is empty")

@@ -1,0 +1,41 @@
+"""The ``zicht`` command: one entry point with a registry of jobs.
+
+Each job module has ``main(argv) -> int``; arguments are parsed strictly (never
+``parse_known_args``) and checked before Spark starts. ``zicht network disrupt`` needs no Spark.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+JOBS: dict[str, tuple[str, str]] = {
+    "synth": ("zicht.jobs.synth", "write a synthetic input folder with planted ground truth"),
+    "run": ("zicht.jobs.run", "run the whole pipeline on an input folder"),
+    "network": ("zicht.jobs.network", "network tools: `zicht network disrupt ...`"),
+}
+
+USAGE = (
+    "usage: zicht {"
+    + ",".join(JOBS)
+    + "} ...\n\n"
+    + "\n".join(f"  {name:<13} {help_}" for name, (_, help_) in JOBS.items())
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in JOBS:
+        print(f"zicht: unknown command {name!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(JOBS[name][0])
+    return int(module.main(rest))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,427 @@
+"""``zicht run``: the whole pipeline in one Spark application, tracked as one MLflow run.
+
+Reads the contract's input folder (``--input``) and the configuration (``conf/`` + ``--conf``).
+Writes the contract's output folder (``--output``): ``restricted/`` (indicators, area
+features, typology, network members, communities, disclosure audit, rejects), ``export/``
+(partner tables per level, codebook, disclosure report) and ``manifest.json``. Everything is
+written into a temporary sibling folder first and swapped in only when every stage succeeded,
+so a failed or killed run leaves the previous output as it was.
+
+Also runs under spark-submit with the same code::
+
+    spark-submit --master spark://host:7077 --py-files dist/zicht-0.1.0-py3-none-any.whl \\
+        jobs/run.py --input DIR --output DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from zicht.features.export import check_export, format_values
+from zicht.features.indicators import Sources, build_indicators, locate_signals
+from zicht.features.link import area_names, build_residence, locate_incidents
+from zicht.features.settings import ConfigError, IndicatorSpec, Settings
+from zicht.jobs.config import load_settings
+from zicht.jobs.io import InputError, file_sha256
+from zicht.jobs.runtime import build_spark, mlflow_tracking_uri
+from zicht.jobs.validate_inputs import Validated, validate_inputs
+
+log = logging.getLogger("zicht")
+
+LEVEL_FILES = {lvl: f"export/indicators_{lvl}.csv" for lvl in ("buurt", "wijk", "gemeente")}
+
+
+class PipelineError(Exception):
+    """A stage found a condition that must stop the run (e.g. a failing disclosure audit)."""
+
+
+@contextmanager
+def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    log.info("stage %s ...", name)
+    yield
+    timings[name] = round(time.perf_counter() - t0, 3)
+    log.info("stage %s done in %.1f s", name, timings[name])
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="zicht run", description="Run the whole zicht pipeline.")
+    p.add_argument("--input", required=True, help="input folder in contract form")
+    p.add_argument("--output", required=True, help="output folder (replaced when the run succeeds)")
+    p.add_argument("--conf", default=None, help="YAML overlay on the committed defaults")
+    p.add_argument("--strict", action="store_true", help="stop at the first rejected row")
+    return p.parse_args(argv)
+
+
+def _check_paths(input_dir: Path, output_dir: Path) -> None:
+    if not input_dir.is_dir():
+        raise InputError(f"--input {input_dir}: no such folder")
+    if (
+        output_dir.exists()
+        and any(output_dir.iterdir())
+        and not (output_dir / "manifest.json").exists()
+    ):
+        raise InputError(
+            f"--output {output_dir}: exists, is not empty and is not a zicht output "
+            "(no manifest.json); choose an empty or new folder"
+        )
+    if (
+        output_dir.resolve() == input_dir.resolve()
+        or input_dir.resolve() in output_dir.resolve().parents
+    ):
+        raise InputError("--output must not be the input folder or inside it")
+
+
+def _write_parquet(df: DataFrame, path: Path) -> None:
+    df.write.mode("overwrite").parquet(str(path))
+
+
+def _hash_output(root: Path, rel: str, rows: int) -> dict[str, Any]:
+    return {"rows": rows, "sha256": file_sha256(str(root / rel))}
+
+
+def _codebook(specs: Sequence[IndicatorSpec]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "indicator": s.key,
+                "phenomenon": s.phenomenon,
+                "definition": " ".join(s.definition.split()),
+                "unit": s.unit,
+                "numerator": s.numerator or "",
+                "denominator": s.denominator or "",
+                "sources": ";".join(s.sources),
+                "caveats": " ".join(s.caveats.split()),
+            }
+            for s in specs
+        ]
+    )
+
+
+def _empty_residence(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame(
+        [],
+        "person_id string, year long, buurt_code string, wijk_code string, "
+        "gemeente_code string, birth_year long",
+    )
+
+
+def run_pipeline(
+    spark: SparkSession,
+    settings: Settings,
+    input_dir: Path,
+    work: Path,
+    *,
+    run_date: dt.date,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """Run every stage, writing into ``work``; returns the manifest's body (without ids)."""
+    outputs: dict[str, Any] = {}
+    restricted = work / "restricted"
+    export = work / "export"
+    restricted.mkdir(parents=True)
+    export.mkdir(parents=True)
+
+    with _stage(timings, "validate"):
+        v: Validated = validate_inputs(spark, str(input_dir), settings, run_date=run_date)
+        for name, rej in v.rejects.items():
+            rel = f"restricted/rejects/{name}"
+            _write_parquet(rej, work / rel)
+            outputs[rel] = _hash_output(work, rel, v.accounting[name]["rows_rejected"])
+
+    acc = v.accepted
+    with _stage(timings, "link"):
+        areas = acc["areas"].cache()
+        addresses = acc.get("addresses")
+        incidents = locate_incidents(
+            acc["incidents"], areas=areas, addresses=addresses, phenomena=settings.phenomena
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        residence = None
+        if "persons" in acc and addresses is not None:
+            residence = build_residence(
+                acc["persons"], addresses=addresses, areas=areas, years=v.years
+            ).persist(StorageLevel.MEMORY_AND_DISK)
+        signals = None
+        if "signals" in acc:
+            signals = locate_signals(
+                acc["signals"], addresses=addresses, phenomena=settings.phenomena
+            )
+
+    with _stage(timings, "indicators"):
+        src = Sources(
+            areas=areas,
+            incidents=incidents,
+            suspects=acc.get("suspects"),
+            residence=residence,
+            addresses=addresses,
+            signals=signals,
+            areas_have_inhabitants=v.areas_have_inhabitants,
+        )
+        result = build_indicators(
+            src,
+            years=v.years,
+            phenomena=settings.phenomena,
+            specs=settings.indicators,
+            coverage=settings.coverage,
+        )
+        cells = result.cells.persist(StorageLevel.MEMORY_AND_DISK)
+        n_cells = cells.count()
+        _write_parquet(
+            cells.select("level", "area_code", "year", "indicator", "value"),
+            work / "restricted/indicators.parquet",
+        )
+        outputs["restricted/indicators.parquet"] = _hash_output(
+            work, "restricted/indicators.parquet", n_cells
+        )
+        # One row per buurt and year: small by construction (~14k buurten nationally).
+        features_pd = result.area_features.toPandas()
+        _write_parquet(result.area_features, work / "restricted/area_features.parquet")
+        outputs["restricted/area_features.parquet"] = _hash_output(
+            work, "restricted/area_features.parquet", len(features_pd)
+        )
+    live_specs = [s for s in settings.indicators if s.key not in result.skipped]
+
+    skipped_stages: dict[str, str] = {}
+    with _stage(timings, "network"):
+        if "suspects" in acc:
+            from zicht.models.network import build_network
+
+            members, communities = build_network(
+                acc["suspects"],
+                incidents,
+                residence if residence is not None else _empty_residence(spark),
+                phenomena=list(settings.phenomena),
+                settings=settings.network,
+            )
+            members = members.cache()
+            communities = communities.cache()
+            for rel, df in (
+                ("restricted/network_members.parquet", members),
+                ("restricted/communities.parquet", communities),
+            ):
+                _write_parquet(df, work / rel)
+                outputs[rel] = _hash_output(work, rel, df.count())
+        else:
+            skipped_stages["network"] = "table suspects is absent"
+
+    model_result = None
+    with _stage(timings, "area_models"):
+        from zicht.models.typology import fit_area_models
+
+        model_result = fit_area_models(
+            features_pd, phenomena=list(settings.phenomena), settings=settings.model
+        )
+        typ = spark.createDataFrame(model_result.typology)
+        _write_parquet(typ, work / "restricted/area_typology.parquet")
+        outputs["restricted/area_typology.parquet"] = _hash_output(
+            work, "restricted/area_typology.parquet", len(model_result.typology)
+        )
+
+    with _stage(timings, "disclosure"):
+        from zicht.models.disclosure import apply_disclosure, disclosure_report
+
+        hierarchy = areas.select("buurt_code", "wijk_code", "gemeente_code")
+        published, audit = apply_disclosure(
+            cells, hierarchy, specs=live_specs, settings=settings.disclosure
+        )
+        audit = audit.persist(StorageLevel.MEMORY_AND_DISK)
+        _write_parquet(audit, work / "restricted/disclosure_audit.parquet")
+        outputs["restricted/disclosure_audit.parquet"] = _hash_output(
+            work, "restricted/disclosure_audit.parquet", audit.count()
+        )
+        report = disclosure_report(audit, settings=settings.disclosure)
+        if not report.get("passed", False):
+            raise PipelineError(
+                "disclosure audit failed: some suppressed counts can be recovered from the "
+                f"published cells ({report.get('unprotected_cells')} cells); nothing was exported"
+            )
+
+    with _stage(timings, "export"):
+        names = area_names(areas)
+        # The partner tables are aggregates: areas x years x indicators, small by construction
+        # (about 14k buurten x a few years x ~60 indicators nationally), so they are written
+        # from the driver as plain CSV files.
+        pub = (
+            published.join(F.broadcast(names), ["level", "area_code"], "left")
+            .select("level", "area_code", "area_name", "year", "indicator", "value", "status")
+            .orderBy("level", "area_code", "year", "indicator")
+            .toPandas()
+        )
+        unit_of = {s.key: s.unit for s in live_specs}
+        pub = format_values(pub, unit_of=unit_of)
+        problems = check_export(pub, units=unit_of, min_count=settings.disclosure.min_count)
+        if problems:
+            raise PipelineError("leak guard stopped the export: " + "; ".join(problems[:5]))
+        for level, rel in LEVEL_FILES.items():
+            part = pub[pub["level"] == level]
+            part.to_csv(work / rel, index=False)
+            outputs[rel] = _hash_output(work, rel, len(part))
+        codebook = _codebook(live_specs)
+        codebook.to_csv(work / "export/codebook.csv", index=False)
+        outputs["export/codebook.csv"] = _hash_output(work, "export/codebook.csv", len(codebook))
+        (work / "export/disclosure_report.json").write_text(
+            json.dumps(report, indent=2, default=str)
+        )
+        outputs["export/disclosure_report.json"] = _hash_output(
+            work, "export/disclosure_report.json", 1
+        )
+
+    return {
+        "period": {
+            "years": list(v.years),
+            "reference_date": v.reference_date.isoformat() if v.reference_date else None,
+        },
+        "persons_snapshots": (
+            "per year (snapshot_year)"
+            if v.persons_have_snapshots
+            else "one snapshot serves every year"
+        )
+        if "persons" in acc
+        else "persons absent",
+        "inputs": v.accounting,
+        "extra_columns_dropped": {k: c for k, c in v.extra_columns.items() if c},
+        "skipped_indicators": dict(result.skipped),
+        "skipped_stages": skipped_stages,
+        "outputs": outputs,
+        "_model_result": model_result,
+        "_report": report,
+        "_n_cells": n_cells,
+    }
+
+
+def _commit(work: Path, output: Path, run_id: str) -> None:
+    """Swap the finished work folder in; the previous output survives until then."""
+    old = output.parent / f".{output.name}.old-{run_id}"
+    if output.exists():
+        output.rename(old)
+    work.rename(output)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def run(
+    spark: SparkSession, settings: Settings, input_dir: Path, output_dir: Path
+) -> dict[str, Any]:
+    """The pipeline as one MLflow run; returns the manifest written to OUTPUT/manifest.json."""
+    import mlflow
+
+    run_id = uuid.uuid4().hex
+    started = dt.datetime.now(dt.UTC)
+    output_dir = output_dir.resolve()
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = output_dir.parent / f".{output_dir.name}.tmp-{run_id}"
+    timings: dict[str, float] = {}
+
+    mlflow.set_tracking_uri(mlflow_tracking_uri(output_dir))
+    exp = mlflow.get_experiment_by_name(settings.mlflow.experiment)
+    if exp is None:
+        # Artifacts beside the store, inside the secure environment like restricted/.
+        artifacts = (output_dir.parent / "mlruns").resolve().as_uri()
+        mlflow.create_experiment(settings.mlflow.experiment, artifact_location=artifacts)
+    mlflow.set_experiment(settings.mlflow.experiment)
+
+    with mlflow.start_run(run_name=f"zicht-run-{started:%Y%m%dT%H%M%S}") as mrun:
+        try:
+            params = settings.to_flat_params()
+            # MLflow caps a param value at 6000 characters; long lists are truncated, the full
+            # resolved configuration is in the manifest artifact
+            mlflow.log_params({k: v[:500] for k, v in params.items()})
+            mlflow.set_tags({"zicht.run_id": run_id, "zicht.input": str(input_dir)})
+            body = run_pipeline(
+                spark, settings, input_dir, work, run_date=started.date(), timings=timings
+            )
+            model_result = body.pop("_model_result")
+            report = body.pop("_report")
+            n_cells = body.pop("_n_cells")
+            metrics: dict[str, float] = {f"time_{k}_s": v for k, v in timings.items()}
+            for table, a in body["inputs"].items():
+                for k in ("rows_read", "rows_used", "rows_rejected", "rows_excluded"):
+                    metrics[f"{table}_{k}"] = float(a[k])
+            metrics["indicator_cells"] = float(n_cells)
+            for level, counts in report.get("levels", {}).items():
+                for k, val in counts.items():
+                    if isinstance(val, (int, float)):
+                        metrics[f"disclosure_{level}_{k}"] = float(val)
+            mlflow.log_metrics(metrics)
+            if model_result is not None:
+                from zicht.jobs.track import log_area_models
+
+                log_area_models(model_result, registered_model_name=None)
+            manifest = {
+                "run_id": run_id,
+                "mlflow_run_id": mrun.info.run_id,
+                "started": started.isoformat(),
+                "finished": dt.datetime.now(dt.UTC).isoformat(),
+                "zicht_version": _version(),
+                "config": settings.to_jsonable(),
+                **body,
+                "timings_s": timings,
+            }
+            (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+            mlflow.log_artifact(str(work / "manifest.json"))
+            mlflow.log_artifact(str(work / "export/codebook.csv"))
+            mlflow.log_artifact(str(work / "export/disclosure_report.json"))
+            _commit(work, output_dir, run_id)
+            return manifest
+        except BaseException:
+            mlflow.set_tag("zicht.failed", "true")
+            mlflow.end_run(status="FAILED")
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("zicht")
+    except PackageNotFoundError:  # pragma: no cover - running from an unpacked wheel on --py-files
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
+    try:
+        input_dir, output_dir = Path(args.input), Path(args.output)
+        _check_paths(input_dir, output_dir)
+        overrides: dict[str, Any] = {"validation": {"strict": True}} if args.strict else {}
+        settings = load_settings(args.conf, **overrides)
+    except (InputError, ConfigError) as exc:
+        print(f"zicht run: {exc}", file=sys.stderr)
+        return 2
+    spark = build_spark(settings.spark, app_name="zicht-run")
+    try:
+        manifest = run(spark, settings, input_dir, output_dir)
+    except (InputError, PipelineError) as exc:
+        print(f"zicht run: {exc}", file=sys.stderr)
+        return 2
+    out = output_dir.resolve()
+    print(f"zicht run {manifest['run_id']} finished")
+    print(f"  partner tables : {out / 'export'}")
+    print(f"  restricted     : {out / 'restricted'}")
+    print(f"  manifest       : {out / 'manifest.json'}")
+    print(f"  MLflow run     : {manifest['mlflow_run_id']} in {mlflow_tracking_uri(out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
