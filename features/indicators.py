@@ -309,30 +309,36 @@ def build_indicators(
         .distinct()
         .crossJoin(years_df)
     )
+
+    # Wide columns cannot carry dots (Spark reads them as struct fields): "drugs__incidents".
+    def w(key: str) -> str:
+        return key.replace(".", "__")
+
     wide_counts = (
-        long_counts.groupBy("level", "area_code", "year")
-        .pivot("indicator", list[Any](count_keys))
+        long_counts.withColumn("indicator", F.regexp_replace("indicator", r"\.", "__"))
+        .groupBy("level", "area_code", "year")
+        .pivot("indicator", list[Any](w(k) for k in count_keys))
         .agg(F.first("value"))
     )
     wide = grid.join(wide_counts, ["level", "area_code", "year"], "left").fillna(
-        0.0, subset=count_keys
+        0.0, subset=[w(k) for k in count_keys]
     )
 
     ratio_cols = []
     for s in ratio_specs:
         assert s.numerator is not None and s.denominator is not None
-        num, den = F.col(f"`{s.numerator}`"), F.col(f"`{s.denominator}`")
+        num, den = F.col(w(s.numerator)), F.col(w(s.denominator))
         value = F.when(den > 0, num / den * F.lit(RATE_SCALE.get(s.unit, 1.0)))
-        ratio_cols.append(value.alias(s.key))
+        ratio_cols.append(value.alias(w(s.key)))
     wide = wide.select("*", *ratio_cols)
     all_keys = count_keys + [s.key for s in ratio_specs]
 
     long = wide.unpivot(
         ["level", "area_code", "year"],
-        [F.col(f"`{k}`") for k in all_keys],
+        [F.col(w(k)) for k in all_keys],
         "indicator",
         "value",
-    )
+    ).withColumn("indicator", F.regexp_replace("indicator", "__", "."))
 
     # Status before disclosure: coverage first, then not_applicable for empty denominators.
     spec_by_key = {s.key: s for s in live}
@@ -377,7 +383,7 @@ def build_indicators(
             F.col("year").cast("int").alias("year"),
             "x",
             "y",
-            *[F.col(f"`{k}`").alias(feature_name(k)) for k in all_keys],
+            *[F.col(w(k)).alias(feature_name(k)) for k in all_keys],
         )
     )
     return IndicatorResult(cells=cells, area_features=features, skipped=skipped)

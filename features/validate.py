@@ -263,6 +263,16 @@ def _table_rules(
         rules += r
         df, r = _ref_rules(df, "address_id", p.get("addresses"), "address_id", tag="addr")
         rules += r
+        if p.get("addresses") is None:
+            # without the addresses table an address-only incident cannot be placed in a buurt
+            rules.append(
+                _rule(
+                    "address_id.no_addresses_table",
+                    F.col("address_id").isNotNull()
+                    & F.col("buurt_code").isNull()
+                    & (F.col("x").isNull() | F.col("y").isNull()),
+                )
+            )
         if ctx.period_configured and ctx.period_years:
             excluded = ~F.year("incident_date").isin(list(ctx.period_years))
     elif name == "addresses":

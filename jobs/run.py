@@ -222,16 +222,24 @@ def run_pipeline(
 
     model_result = None
     with _stage(timings, "area_models"):
-        from zicht.models.typology import fit_area_models
+        from zicht.models.typology import fit_area_models, rate_parts_from_catalogue
 
-        model_result = fit_area_models(
-            features_pd, phenomena=list(settings.phenomena), settings=settings.model
-        )
-        typ = spark.createDataFrame(model_result.typology)
-        _write_parquet(typ, work / "restricted/area_typology.parquet")
-        outputs["restricted/area_typology.parquet"] = _hash_output(
-            work, "restricted/area_typology.parquet", len(model_result.typology)
-        )
+        try:
+            model_result = fit_area_models(
+                features_pd,
+                phenomena=list(settings.phenomena),
+                settings=settings.model,
+                rate_parts=rate_parts_from_catalogue(live_specs),
+            )
+        except ValueError as exc:
+            # nothing varies between the areas (one buurt, or no data): no typology to fit
+            skipped_stages["area_models"] = str(exc)
+        if model_result is not None:
+            typ = spark.createDataFrame(model_result.typology)
+            _write_parquet(typ, work / "restricted/area_typology.parquet")
+            outputs["restricted/area_typology.parquet"] = _hash_output(
+                work, "restricted/area_typology.parquet", len(model_result.typology)
+            )
 
     with _stage(timings, "disclosure"):
         from zicht.models.disclosure import apply_disclosure, disclosure_report
@@ -362,7 +370,10 @@ def run(
             if model_result is not None:
                 from zicht.jobs.track import log_area_models
 
-                log_area_models(model_result, registered_model_name=None)
+                log_area_models(
+                    model_result,
+                    registered_model_name=settings.model.registered_model_name,
+                )
             manifest = {
                 "run_id": run_id,
                 "mlflow_run_id": mrun.info.run_id,
