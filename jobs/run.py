@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -40,7 +39,7 @@ from zicht.features.settings import ConfigError, IndicatorSpec, Settings
 from zicht.jobs.config import load_settings
 from zicht.jobs.io import InputError, file_sha256
 from zicht.jobs.runtime import build_spark, mlflow_tracking_uri
-from zicht.jobs.validate_inputs import Validated, validate_inputs
+from zicht.jobs.validate_inputs import Validated, materialize, validate_inputs
 
 log = logging.getLogger("zicht")
 
@@ -137,9 +136,13 @@ def run_pipeline(
     export = work / "export"
     restricted.mkdir(parents=True)
     export.mkdir(parents=True)
+    # Intermediate tables of this run (removed before the output is committed).
+    stage = work / "_stage"
 
     with _stage(timings, "validate"):
-        v: Validated = validate_inputs(spark, str(input_dir), settings, run_date=run_date)
+        v: Validated = validate_inputs(
+            spark, str(input_dir), settings, run_date=run_date, stage_dir=stage
+        )
         for name, rej in v.rejects.items():
             rel = f"restricted/rejects/{name}"
             _write_parquet(rej, work / rel)
@@ -147,16 +150,18 @@ def run_pipeline(
 
     acc = v.accepted
     with _stage(timings, "link"):
-        areas = acc["areas"].cache()
+        areas = acc["areas"]
         addresses = acc.get("addresses")
         incidents = locate_incidents(
             acc["incidents"], areas=areas, addresses=addresses, phenomena=settings.phenomena
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        incidents = materialize(incidents, stage / "incidents_located")
         residence = None
         if "persons" in acc and addresses is not None:
             residence = build_residence(
                 acc["persons"], addresses=addresses, areas=areas, years=v.years
-            ).persist(StorageLevel.MEMORY_AND_DISK)
+            )
+            residence = materialize(residence, stage / "residence")
         signals = None
         if "signals" in acc:
             signals = locate_signals(
@@ -180,7 +185,7 @@ def run_pipeline(
             specs=settings.indicators,
             coverage=settings.coverage,
         )
-        cells = result.cells.persist(StorageLevel.MEMORY_AND_DISK)
+        cells = materialize(result.cells, stage / "cells")
         n_cells = cells.count()
         _write_parquet(
             cells.select("level", "area_code", "year", "indicator", "value"),
@@ -248,16 +253,16 @@ def run_pipeline(
         published, audit = apply_disclosure(
             cells, hierarchy, specs=live_specs, settings=settings.disclosure
         )
-        audit = audit.persist(StorageLevel.MEMORY_AND_DISK)
-        _write_parquet(audit, work / "restricted/disclosure_audit.parquet")
+        audit = materialize(audit, work / "restricted/disclosure_audit.parquet")
         outputs["restricted/disclosure_audit.parquet"] = _hash_output(
             work, "restricted/disclosure_audit.parquet", audit.count()
         )
         report = disclosure_report(audit, settings=settings.disclosure)
-        if not report.get("passed", False):
+        if not report["audit"]["passed"]:
             raise PipelineError(
                 "disclosure audit failed: some suppressed counts can be recovered from the "
-                f"published cells ({report.get('unprotected_cells')} cells); nothing was exported"
+                f"published cells ({report['audit']['unprotected_cells']} cells); nothing was "
+                "exported"
             )
 
     with _stage(timings, "export"):
@@ -315,6 +320,7 @@ def run_pipeline(
 
 def _commit(work: Path, output: Path, run_id: str) -> None:
     """Swap the finished work folder in; the previous output survives until then."""
+    shutil.rmtree(work / "_stage", ignore_errors=True)
     old = output.parent / f".{output.name}.old-{run_id}"
     if output.exists():
         output.rename(old)

@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if manifest.get("skipped_indicators"):
         print(f"skipped indicators: {len(manifest['skipped_indicators'])} (see manifest.json)")
     report = json.loads((out / "export" / "disclosure_report.json").read_text())
-    print(f"disclosure audit passed: {report.get('passed')}")
+    print(f"disclosure audit passed: {report['audit']['passed']}")
     print("stage timings (s): " + ", ".join(f"{k} {v}" for k, v in manifest["timings_s"].items()))
     print()
     print(f"partner tables (safe to share) : {out / 'export'}")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -97,8 +97,24 @@ def _stop_message(name: str, validated: DataFrame, why: str) -> str:
     )
 
 
+def materialize(df: DataFrame, path: Path) -> DataFrame:
+    """Write a frame to Parquet and read it back.
+
+    Each validated table is read several times and feeds the references of the next tables;
+    reading it back from Parquet cuts the query plan there, so plans stay small (Catalyst's
+    analysis time grows with the plan) and a cluster run depends on no executor's cache.
+    """
+    df.write.mode("overwrite").parquet(str(path))
+    return df.sparkSession.read.parquet(str(path))
+
+
 def validate_inputs(
-    spark: SparkSession, input_dir: str, settings: Settings, *, run_date: dt.date
+    spark: SparkSession,
+    input_dir: str,
+    settings: Settings,
+    *,
+    run_date: dt.date,
+    stage_dir: Path,
 ) -> Validated:
     forbidden = settings.validation.forbidden_columns
     # Read every table first: a sensitive column anywhere stops the run before any work.
@@ -139,8 +155,7 @@ def validate_inputs(
         if name == "incidents":
             v = with_point_buurt(v, polygons=out.polygons)
             v = add_point_rejects(v, has_polygons=bool(out.polygons))
-        # Each validated table is read several times (counts, rejects, keys, accepted rows).
-        v = v.persist(StorageLevel.MEMORY_AND_DISK)
+        v = materialize(v, stage_dir / "validated" / name)
         n, n_rej, n_exc = _count(v)
         out.accounting[name] = {
             "rows_read": n,

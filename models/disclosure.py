@@ -1,0 +1,809 @@
+"""Statistical disclosure control of the indicator cells before they go to partners.
+
+Reads the long indicator cells (``level, area_code, year, indicator, value, status``, status in
+ok / not_applicable / not_covered) and the area hierarchy (one row per buurt with its wijk and
+gemeente); writes nothing. Returns the partner table (status ok / suppressed / not_covered /
+not_applicable, values rounded per unit) and the restricted audit (one row per cell: why it is
+published or suppressed, and for suppressed counts the feasible interval an attacker can derive).
+
+Rules follow ``../shared/CONTRACT.md`` section 3, "Disclosure rules":
+
+- primary: a count in 1..min_count-1 is suppressed (0 is published); a rate, share or index
+  whose numerator or denominator count is in 1..min-1 is suppressed; a magnitude (euro, km) is
+  suppressed when the optional contributor data say it is dominated ((n, k) rule) or rests on
+  fewer than ``min_units`` units; no minimum or maximum is ever published (such a spec is
+  refused).
+- inheritance: a rate, share or index is suppressed whenever a count it is computed from (its
+  numerator or denominator, same area and year) is suppressed, primary or secondary.
+- secondary: along buurt within wijk within gemeente, per count indicator and year, no
+  suppressed count may be recoverable by subtraction (a published parent with exactly one
+  hidden child) or by addition (a hidden parent whose children are all published). Complements
+  are chosen greedily and deterministically (smallest published nonzero value, then area code),
+  then an audit checks the whole pattern and more complements are added until it passes.
+- audit: the classic attacker linear programme (Willenborg and de Waal, *Elements of
+  Statistical Disclosure Control*, 2001, ch. 5; Hundepool et al., *Statistical Disclosure
+  Control*, 2012, sec. 4.2): variables are the suppressed counts, constraints are the additive
+  relations between published and hidden cells, and min/max of each variable (integers relaxed
+  to reals, HiGHS) give its feasible interval; a cell is protected when the interval is at
+  least ``protection_width`` wide.
+
+Not every count is additive: distinct suspects of incidents *in* an area are sub-additive (one
+person active in two buurten counts once in the wijk) and local suspects super-additive. The
+relation between a parent and its children is therefore read from the data: ``=`` where the
+parent equals the sum of its children, else the inequality that holds. Using the relation that
+holds is conservative: an attacker may know it, and it only narrows the feasible intervals.
+Rates and shares are not additive at all; they are protected by inheritance.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from scipy.optimize import linprog
+
+from zicht.features.settings import UNITS, DisclosureSettings, IndicatorSpec
+
+LEVELS = ("buurt", "wijk", "gemeente")
+SUPPRESSED_REASONS = ("primary", "inherited", "secondary")
+REASONS = ("published", *SUPPRESSED_REASONS, "not_applicable", "not_covered")
+PUBLISHED_STATUSES = ("ok", "suppressed", "not_covered", "not_applicable")
+
+# Decimals of the published value per unit (contract section 3: counts and euros whole, rates
+# per 1000 and km one decimal, shares three, index two).
+DECIMALS: Mapping[str, int] = {
+    "count": 0,
+    "rate": 1,
+    "share": 3,
+    "euro": 0,
+    "km": 1,
+    "index": 2,
+}
+DERIVED_UNITS = ("rate", "share", "index")  # computed from counts: primary on inputs, inheritance
+MAGNITUDE_UNITS = ("euro", "km")  # (n, k) dominance and min_units need contributor data
+
+# The restricted audit table, declared once (one line per column).
+AUDIT_COLUMNS: Mapping[str, str] = {
+    "level": "buurt, wijk or gemeente",
+    "area_code": "CBS code of the area",
+    "year": "calendar year",
+    "indicator": "indicator key of the catalogue",
+    "unit": "unit of the indicator (count, rate, share, euro, km, index)",
+    "status": "published status: ok, suppressed, not_covered or not_applicable",
+    "reason": "published, primary, inherited, secondary, not_applicable or not_covered",
+    "value": "value before rounding and suppression (restricted)",
+    "feasible_lower": "suppressed counts: lowest value consistent with the published cells",
+    "feasible_upper": "suppressed counts: highest value consistent with the published cells",
+    "protected": "suppressed counts: feasible interval at least protection_width wide",
+}
+
+_MINMAX = re.compile(r"(^|[._])(min|max|minimum|maximum|minimal|maximal)([._]|$)")
+_EPS = 1e-9  # counts are whole numbers held as doubles; relations hold exactly up to this
+_TOL = 1e-7  # an LP vertex counts as reaching a bound within this (HiGHS' feasibility tolerance)
+
+
+class DisclosureError(ValueError):
+    """The catalogue asks for something disclosure control cannot publish safely."""
+
+
+# --------------------------------------------------------------------------- catalogue checks
+
+
+def check_specs(specs: Sequence[IndicatorSpec]) -> dict[str, IndicatorSpec]:
+    """Specs by key, after refusing what the contract forbids or what cannot be protected.
+
+    Refused: a minimum or maximum (never published), an unknown unit, a rate or share without
+    both its numerator and denominator, and a numerator or denominator that is not a count of
+    the catalogue (inheritance follows counts only, one step).
+    """
+    by_key: dict[str, IndicatorSpec] = {}
+    for spec in specs:
+        if spec.key in by_key:
+            raise DisclosureError(f"indicator {spec.key}: listed twice")
+        by_key[spec.key] = spec
+    for spec in specs:
+        if _MINMAX.search(spec.key.lower()):
+            raise DisclosureError(
+                f"indicator {spec.key}: a minimum or maximum is never published (contract 3)"
+            )
+        if spec.unit not in UNITS:
+            raise DisclosureError(f"indicator {spec.key}: unit {spec.unit!r} not one of {UNITS}")
+        if spec.unit in ("rate", "share") and not (spec.numerator and spec.denominator):
+            raise DisclosureError(
+                f"indicator {spec.key}: a {spec.unit} needs numerator and denominator counts"
+            )
+        for ref in (spec.numerator, spec.denominator):
+            if ref is None:
+                continue
+            if ref not in by_key or by_key[ref].unit != "count":
+                raise DisclosureError(
+                    f"indicator {spec.key}: {ref!r} must be a count indicator of the catalogue"
+                )
+    return by_key
+
+
+# --------------------------------------------------------------------------- pandas: one group
+
+
+@dataclass(frozen=True)
+class Relation:
+    """``parent (sense) sum(children)`` between rows of one group, as the data show it.
+
+    ``sense`` is ``eq`` (parent equals the sum), ``le`` (parent below it: sub-additive counts)
+    or ``ge`` (parent above it: super-additive counts, or children missing from the table).
+    """
+
+    parent: int
+    children: tuple[int, ...]
+    sense: str
+
+
+_LEVEL_RANK = {"buurt": 0, "wijk": 1, "gemeente": 2}
+
+
+def _known(pdf: pd.DataFrame) -> np.ndarray:
+    """Rows that hold a value a relation can use (status ok and a value)."""
+    return ((pdf["status"] == "ok") & pdf["value"].notna()).to_numpy()
+
+
+def build_relations(pdf: pd.DataFrame) -> list[Relation]:
+    """Parent-children relations of one group (one gemeente, indicator and year).
+
+    Positions refer to ``pdf``'s rows (0..n-1). Each wijk is related to its buurten, the
+    gemeente to its wijken and, directly, to all its buurten: the last one is implied when every
+    wijk is present but catches recoveries across a hidden wijk (and stands in for a missing
+    wijk). Cells without a value (not_covered, not_applicable) take part in no relation. Order:
+    bottom up (wijk relations first), then area code, so complements are found locally first.
+    """
+    known = _known(pdf)
+    levels = pdf["level"].to_numpy()
+    codes = pdf["area_code"].to_numpy()
+    parents = pdf["parent_code"].to_numpy()
+    values = pdf["value"].to_numpy(dtype=float, na_value=np.nan)
+    pos_of = {str(codes[i]): i for i in range(len(pdf)) if known[i]}
+
+    children: dict[tuple[int, str], list[int]] = {}
+    for i in range(len(pdf)):
+        if not known[i]:
+            continue
+        parent = parents[i]
+        if isinstance(parent, str) and parent in pos_of:
+            children.setdefault((pos_of[parent], str(levels[i])), []).append(i)
+    gemeenten = [i for i in range(len(pdf)) if known[i] and levels[i] == "gemeente"]
+    buurten = [i for i in range(len(pdf)) if known[i] and levels[i] == "buurt"]
+    for g in gemeenten:  # the group is one gemeente: every buurt in it is a buurt of g
+        children[(g, "buurt")] = buurten
+
+    keyed: list[tuple[tuple[int, str, int], Relation]] = []
+    for (p, child_level), kids in children.items():
+        if not kids:
+            continue
+        kids_sorted = tuple(sorted(kids, key=lambda i: str(codes[i])))
+        diff = values[p] - float(sum(values[i] for i in kids_sorted))
+        sense = "eq" if abs(diff) <= _EPS else ("le" if diff < 0 else "ge")
+        order = (_LEVEL_RANK[str(levels[p])], str(codes[p]), -_LEVEL_RANK[child_level])
+        keyed.append((order, Relation(p, kids_sorted, sense)))
+    return [r for _, r in sorted(keyed, key=lambda kr: kr[0])]
+
+
+def _pairs(relations: Iterable[Relation]) -> set[tuple[int, int]]:
+    """(child, parent) pairs of the relations: a count of a subset never exceeds its parent."""
+    return {(c, r.parent) for r in relations for c in r.children}
+
+
+def feasible_intervals(
+    values: np.ndarray, hidden: np.ndarray, relations: Sequence[Relation]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of every hidden cell given the published ones (the attacker's LP).
+
+    Variables: the hidden cells, ``>= 0``, integers relaxed to reals. Constraints: every
+    relation with at least one hidden cell (published cells move to the right-hand side), and
+    ``child <= parent`` where that holds in the data. Returns ``(lower, upper)`` over all rows,
+    NaN for published rows, ``inf`` where nothing bounds a cell from above.
+    """
+    n = len(values)
+    lower = np.full(n, np.nan)
+    upper = np.full(n, np.nan)
+    var_rows = [i for i in range(n) if hidden[i]]
+    if not var_rows:
+        return lower, upper
+    col = {row: j for j, row in enumerate(var_rows)}
+
+    eq_rows: list[np.ndarray] = []
+    eq_rhs: list[float] = []
+    ub_rows: list[np.ndarray] = []
+    ub_rhs: list[float] = []
+
+    def linear(terms: Iterable[tuple[int, float]]) -> tuple[np.ndarray, float, bool]:
+        """sum(coef * cell) as (coefficients on variables, constant, any variable?)."""
+        a = np.zeros(len(var_rows))
+        const = 0.0
+        for row, coef in terms:
+            if row in col:
+                a[col[row]] += coef
+            else:
+                const += coef * float(values[row])
+        return a, const, bool(np.any(a != 0))
+
+    for rel in relations:
+        terms = [(rel.parent, 1.0)] + [(c, -1.0) for c in rel.children]
+        a, const, has_var = linear(terms)  # parent - sum(children) = a @ x + const
+        if not has_var:
+            continue
+        if rel.sense == "eq":
+            eq_rows.append(a)
+            eq_rhs.append(-const)
+        elif rel.sense == "le":  # a @ x + const <= 0
+            ub_rows.append(a)
+            ub_rhs.append(-const)
+        else:  # a @ x + const >= 0
+            ub_rows.append(-a)
+            ub_rhs.append(const)
+    for child, parent in sorted(_pairs(relations)):
+        if values[child] > values[parent] + _EPS:
+            continue
+        a, const, has_var = linear([(child, 1.0), (parent, -1.0)])
+        if has_var:
+            ub_rows.append(a)
+            ub_rhs.append(-const)
+
+    kwargs: dict[str, Any] = {"bounds": (0, None), "method": "highs"}
+    if eq_rows:
+        kwargs["A_eq"] = np.vstack(eq_rows)
+        kwargs["b_eq"] = np.asarray(eq_rhs)
+    if ub_rows:
+        kwargs["A_ub"] = np.vstack(ub_rows)
+        kwargs["b_ub"] = np.asarray(ub_rhs)
+    constrained = np.zeros(len(var_rows), dtype=bool)
+    for rows in (eq_rows, ub_rows):
+        for a in rows:
+            constrained |= a != 0
+
+    # Fewer LPs (they dominate the run time): 0 is a valid lower bound, and ``cap`` (a
+    # published parent minus its published children) a valid upper bound; a feasible point
+    # that reaches such a bound proves it is the optimum. The true values are one feasible
+    # point and every LP solution is another, so many optima come for free (typically the
+    # min of one cell and the max of its complement come from the same vertex).
+    nv = len(var_rows)
+    cap = np.full(nv, np.inf)
+    for rel in relations:
+        if rel.sense == "le" or rel.parent in col:
+            continue
+        open_sum = float(sum(values[c] for c in rel.children if c not in col))
+        for c in rel.children:
+            if c in col:
+                cap[col[c]] = min(cap[col[c]], float(values[rel.parent]) - open_sum)
+    lo_val = np.full(nv, np.nan)
+    hi_val = np.full(nv, np.nan)
+
+    def learn(x: np.ndarray) -> None:
+        hit_lo = np.isnan(lo_val) & (x <= _TOL)
+        lo_val[hit_lo] = 0.0
+        hit_hi = np.isnan(hi_val) & np.isfinite(cap) & (x >= cap - _TOL)
+        hi_val[hit_hi] = cap[hit_hi]
+
+    learn(np.array([float(values[row]) for row in var_rows]))
+    for row, j in col.items():
+        if not constrained[j]:  # in no relation: anything from 0 up is consistent
+            lo_val[j], hi_val[j] = 0.0, np.inf
+        objective = np.zeros(nv)
+        objective[j] = 1.0
+        for sign, store in ((1.0, lo_val), (-1.0, hi_val)):
+            if not np.isnan(store[j]):
+                continue
+            res = linprog(sign * objective, **kwargs)
+            if res.status == 3 and sign < 0:
+                store[j] = np.inf
+            elif res.status == 0:
+                store[j] = sign * float(res.fun)
+                learn(np.asarray(res.x, dtype=float))
+            else:
+                # The true values satisfy every constraint, so this is numerical trouble:
+                # fail closed (an empty interval is unprotected and draws more complements).
+                lo_val[j] = hi_val[j] = float(values[row])
+        lower[row], upper[row] = lo_val[j], hi_val[j]
+    return lower, upper
+
+
+def audit_group(
+    pdf: pd.DataFrame,
+    *,
+    settings: DisclosureSettings,
+    relations: Sequence[Relation] | None = None,
+) -> pd.DataFrame:
+    """The audit of one group: feasible interval and protection of every suppressed count.
+
+    ``pdf`` holds one gemeente's count cells of one indicator and year: ``level, area_code,
+    parent_code`` (wijk of a buurt, gemeente of a wijk, null for the gemeente), ``value,
+    status`` and ``reason``; cells whose reason is primary or secondary are the hidden ones.
+    Returns a copy with ``feasible_lower``, ``feasible_upper`` (null unless hidden) and
+    ``protected`` (null unless hidden).
+    """
+    out = pdf.reset_index(drop=True).copy()
+    rels = build_relations(out) if relations is None else list(relations)
+    values = out["value"].to_numpy(dtype=float, na_value=np.nan)
+    hidden = (out["reason"].isin(("primary", "secondary")).to_numpy()) & _known(out)
+    lower, upper = feasible_intervals(values, hidden, rels)
+    out["feasible_lower"] = lower
+    out["feasible_upper"] = upper
+    protected = pd.Series(pd.NA, index=out.index, dtype="boolean")
+    protected[hidden] = (upper[hidden] - lower[hidden]) >= settings.protection_width - _EPS
+    out["protected"] = protected
+    return out
+
+
+def _cheapest(candidates: Iterable[int], values: np.ndarray, codes: np.ndarray) -> int | None:
+    """Smallest value, then area code (deterministic); None when there is no candidate."""
+    best = sorted(candidates, key=lambda i: (float(values[i]), str(codes[i])))
+    return best[0] if best else None
+
+
+def suppress_group(
+    pdf: pd.DataFrame,
+    *,
+    settings: DisclosureSettings,
+) -> pd.DataFrame:
+    """Primary and secondary suppression of one group, audited; pure pandas.
+
+    One group is one gemeente's count cells (the gemeente, its wijken and its buurten) for one
+    indicator and year: ``level, area_code, parent_code, value, status`` plus any passthrough
+    columns (e.g. ``indicator, year, gemeente_code``). Returns them sorted (level, area_code)
+    with ``reason`` (published, primary, secondary, not_applicable, not_covered), ``status``
+    (ok, suppressed, not_applicable, not_covered; a cell that is ok without a value becomes
+    not_applicable), ``feasible_lower``, ``feasible_upper`` and ``protected``.
+
+    Complements: for a relation with exactly one hidden cell, the hidden child is covered by
+    the cheapest published nonzero sibling, else by its parent, else by a zero sibling (a cell
+    hidden among zeros stays recoverable in practice, so zeros come last); a hidden parent by
+    its cheapest nonzero child, else a zero child. Then the LP audit runs; each unprotected
+    cell draws the cheapest published nonzero cell of its relations (else of the group), and
+    both steps repeat until the audit passes. Each round hides at least one more cell, so this
+    ends; with every cell hidden nothing is fixed and every interval is open above.
+    """
+    df = pdf.copy()
+    df["_rank"] = df["level"].map(lambda lv: -_LEVEL_RANK.get(str(lv), -1))
+    df = df.sort_values(["_rank", "area_code"], kind="mergesort").drop(columns="_rank")
+    df = df.reset_index(drop=True)
+    n = len(df)
+    values = df["value"].to_numpy(dtype=float, na_value=np.nan)
+    codes = df["area_code"].astype(str).to_numpy()
+    known = _known(df)
+
+    reason = np.full(n, "published", dtype=object)
+    reason[(df["status"] == "not_applicable").to_numpy()] = "not_applicable"
+    reason[(df["status"] == "ok").to_numpy() & ~known] = "not_applicable"
+    reason[(df["status"] == "not_covered").to_numpy()] = "not_covered"
+    primary = known & (values > 0) & (values < settings.min_count)
+    reason[primary] = "primary"
+
+    relations = build_relations(df)
+    member_of: dict[int, list[Relation]] = {}
+    for rel in relations:
+        for i in (rel.parent, *rel.children):
+            member_of.setdefault(i, []).append(rel)
+
+    def hidden(i: int) -> bool:
+        return reason[i] in ("primary", "secondary")
+
+    def open_(i: int) -> bool:
+        return known[i] and not hidden(i)
+
+    def complement_for_singleton(rel: Relation, h: int) -> int | None:
+        if h == rel.parent:
+            kids = [c for c in rel.children if open_(c)]
+            nonzero_kid = _cheapest([c for c in kids if values[c] > 0], values, codes)
+            return nonzero_kid if nonzero_kid is not None else _cheapest(kids, values, codes)
+        sibs = [c for c in rel.children if open_(c)]
+        nonzero = _cheapest([c for c in sibs if values[c] > 0], values, codes)
+        if nonzero is not None:
+            return nonzero
+        if open_(rel.parent):
+            return rel.parent
+        return _cheapest(sibs, values, codes)
+
+    def close_singletons() -> None:
+        changed = True
+        while changed:
+            changed = False
+            for rel in relations:
+                if rel.sense != "eq":
+                    continue  # an inequality pins nothing by itself; the audit checks it
+                members = (rel.parent, *rel.children)
+                hid = [i for i in members if hidden(i)]
+                if len(hid) != 1:
+                    continue
+                pick = complement_for_singleton(rel, hid[0])
+                if pick is not None:
+                    reason[pick] = "secondary"
+                    changed = True
+
+    audited = df.assign(reason=reason)
+    for _ in range(n + 1):
+        close_singletons()
+        audited = audit_group(df.assign(reason=reason), settings=settings, relations=relations)
+        unprotected = audited.index[audited["protected"].eq(False).fillna(False)].tolist()
+        if not unprotected:
+            break
+        added = False
+        for u in sorted(unprotected, key=lambda i: codes[i]):
+            near = {i for rel in member_of.get(u, []) for i in (rel.parent, *rel.children)}
+            candidates = [i for i in near if open_(i)] or [i for i in range(n) if open_(i)]
+            pick = _cheapest([i for i in candidates if values[i] > 0], values, codes)
+            if pick is None:
+                pick = _cheapest(candidates, values, codes)
+            if pick is not None:
+                reason[pick] = "secondary"
+                added = True
+        if not added:
+            break  # nothing left to hide: the audit verdict reports the failure
+
+    out = audited.copy()
+    out["reason"] = reason
+    status = out["status"].astype(object).to_numpy().copy()
+    status[np.isin(reason, ("primary", "secondary"))] = "suppressed"
+    status[reason == "not_applicable"] = "not_applicable"
+    out["status"] = status
+    return out
+
+
+# --------------------------------------------------------------------------- Spark
+
+
+def _literal_map(pairs: Mapping[str, str | None]) -> Column:
+    """A literal map column (the catalogue is a few dozen entries: no join, no session)."""
+    items = [x for k, v in sorted(pairs.items()) if v is not None for x in (F.lit(k), F.lit(v))]
+    if not items:
+        return F.create_map().cast(T.MapType(T.StringType(), T.StringType()))
+    return F.create_map(*items)
+
+
+def _area_map(hierarchy: DataFrame) -> DataFrame:
+    """``level, area_code, parent_code, gemeente_code`` for every area of the hierarchy."""
+    h = hierarchy.select("buurt_code", "wijk_code", "gemeente_code")
+    return (
+        h.select(
+            F.lit("buurt").alias("level"),
+            F.col("buurt_code").alias("area_code"),
+            F.col("wijk_code").alias("parent_code"),
+            "gemeente_code",
+        )
+        .unionByName(
+            h.select(
+                F.lit("wijk").alias("level"),
+                F.col("wijk_code").alias("area_code"),
+                F.col("gemeente_code").alias("parent_code"),
+                "gemeente_code",
+            ).distinct()
+        )
+        .unionByName(
+            h.select(
+                F.lit("gemeente").alias("level"),
+                F.col("gemeente_code").alias("area_code"),
+                F.lit(None).cast("string").alias("parent_code"),
+                "gemeente_code",
+            ).distinct()
+        )
+    )
+
+
+def _count_group_fn(settings: DisclosureSettings) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The per-group function for ``applyInPandas`` (a plain typed function: Spark reads its
+    hints; it pickles ``settings``, a small frozen dataclass, to the workers)."""
+
+    def run(pdf: pd.DataFrame) -> pd.DataFrame:
+        out = suppress_group(pdf, settings=settings)
+        # Arrow wants plain True / False / None for a nullable boolean column.
+        out["protected"] = [None if pd.isna(v) else bool(v) for v in out["protected"]]
+        return out[_COUNT_OUT_COLUMNS]
+
+    return run
+
+
+_COUNT_OUT_COLUMNS = [
+    "level",
+    "area_code",
+    "year",
+    "indicator",
+    "value",
+    "status",
+    "reason",
+    "feasible_lower",
+    "feasible_upper",
+    "protected",
+]
+
+
+def _rounded(value: Column, unit: Column, rounding_base: int | None) -> Column:
+    expr: Column = F.lit(None).cast("double")
+    for u, decimals in DECIMALS.items():
+        rounded = F.round(value, decimals)
+        if u == "count" and rounding_base:
+            rounded = F.round(value / F.lit(rounding_base)) * F.lit(float(rounding_base))
+        expr = F.when(unit == u, rounded).otherwise(expr)
+    return expr.cast("double")
+
+
+def apply_disclosure(
+    cells: DataFrame,
+    hierarchy: DataFrame,
+    *,
+    specs: Sequence[IndicatorSpec],
+    settings: DisclosureSettings,
+    magnitude_contributors: DataFrame | None = None,
+) -> tuple[DataFrame, DataFrame]:
+    """Primary, secondary and inherited suppression, rounding and the audit.
+
+    ``cells``: ``level, area_code, year, indicator, value, status`` (ok, not_applicable,
+    not_covered). ``hierarchy``: ``buurt_code, wijk_code, gemeente_code``, one row per buurt.
+    ``magnitude_contributors`` is the hook for the dominance and min_units rules on magnitudes
+    (euro, km), which need data about the contributors behind a cell: ``level, area_code, year,
+    indicator, n_units`` (contributors behind the cell) and ``top_n_share`` (share of the cell
+    total held by its ``dominance_n`` largest contributors), either nullable. Without it,
+    magnitudes are published as computed (the catalogue has none yet).
+
+    Returns ``(published, audit)``. ``published`` is a projection of ``audit``: a job writing
+    both should persist ``audit`` first, or the pandas step runs once per output. Cells of an
+    indicator outside ``specs`` fail closed (suppressed, reason primary).
+    """
+    by_key = check_specs(specs)
+    unit_of = _literal_map({k: s.unit for k, s in by_key.items()})
+    num_of = _literal_map({k: s.numerator for k, s in by_key.items()})
+    den_of = _literal_map({k: s.denominator for k, s in by_key.items()})
+
+    base = cells.select("level", "area_code", "year", "indicator", "value", "status").withColumn(
+        "unit", unit_of[F.col("indicator")]
+    )
+    year_type = cells.schema["year"].dataType
+
+    # Counts: one pandas group per (indicator, year, gemeente), i.e. one gemeente's wijken and
+    # buurten -- small by construction (the largest gemeente has a few hundred buurten), so
+    # each group fits a Python worker and its LPs stay tiny. Cells outside the hierarchy get
+    # their own gemeente key (or none) and so take part in no relation: primary rules only.
+    areas = _area_map(hierarchy)
+    counts = (
+        base.filter(F.col("unit") == "count")
+        .join(areas, on=["level", "area_code"], how="left")
+        .withColumn(
+            "gemeente_code",
+            F.coalesce(
+                F.col("gemeente_code"),
+                F.when(F.col("level") == "gemeente", F.col("area_code")),
+            ),
+        )
+    )
+    count_schema = T.StructType(
+        [
+            T.StructField("level", T.StringType()),
+            T.StructField("area_code", T.StringType()),
+            T.StructField("year", year_type),
+            T.StructField("indicator", T.StringType()),
+            T.StructField("value", T.DoubleType()),
+            T.StructField("status", T.StringType()),
+            T.StructField("reason", T.StringType()),
+            T.StructField("feasible_lower", T.DoubleType()),
+            T.StructField("feasible_upper", T.DoubleType()),
+            T.StructField("protected", T.BooleanType()),
+        ]
+    )
+    counts_out = (
+        counts.select(
+            "level",
+            "area_code",
+            "parent_code",
+            "gemeente_code",
+            "year",
+            "indicator",
+            "value",
+            "status",
+        )
+        .groupBy("indicator", "year", "gemeente_code")
+        .applyInPandas(_count_group_fn(settings), count_schema)
+        .withColumn("unit", F.lit("count"))
+    )
+
+    others = base.filter(F.col("unit").isNull() | (F.col("unit") != "count")).select(
+        "level",
+        "area_code",
+        "year",
+        "indicator",
+        "value",
+        "status",
+        F.lit(None).cast("string").alias("reason"),
+        F.lit(None).cast("double").alias("feasible_lower"),
+        F.lit(None).cast("double").alias("feasible_upper"),
+        F.lit(None).cast("boolean").alias("protected"),
+        "unit",
+    )
+    if magnitude_contributors is not None:
+        others = others.join(
+            magnitude_contributors.select(
+                "level", "area_code", "year", "indicator", "n_units", "top_n_share"
+            ),
+            on=["level", "area_code", "year", "indicator"],
+            how="left",
+        )
+    else:
+        others = others.withColumn("n_units", F.lit(None).cast("long")).withColumn(
+            "top_n_share", F.lit(None).cast("double")
+        )
+
+    # Derived cells look up the counts of the same area and year through one window, so the
+    # pandas output is consumed once (a join back onto it would run the pandas step twice).
+    allc = counts_out.unionByName(others, allowMissingColumns=True)
+
+    entry = F.struct(
+        F.col("value").alias("v"),
+        (F.col("status") == "suppressed").alias("s"),
+        (F.col("status").isin("ok", "suppressed") & F.col("value").isNotNull()).alias("known"),
+    )
+    w = Window.partitionBy("level", "area_code", "year")
+    refs = F.map_from_entries(
+        F.collect_list(F.when(F.col("unit") == "count", F.struct(F.col("indicator"), entry))).over(
+            w
+        )
+    )
+    num = refs[num_of[F.col("indicator")]]
+    den = refs[den_of[F.col("indicator")]]
+    has_num = num_of[F.col("indicator")].isNotNull()
+    has_den = den_of[F.col("indicator")].isNotNull()
+
+    def small(ref: Column, minimum: int) -> Column:
+        return (ref["v"] > 0) & (ref["v"] < minimum)
+
+    def unusable(ref: Column) -> Column:  # absent, or without a value: threshold not checkable
+        return ref.isNull() | ~F.coalesce(ref["known"], F.lit(False)) | ref["v"].isNull()
+
+    derived = F.col("unit").isin(*DERIVED_UNITS)
+    derived_primary = (has_num & (unusable(num) | small(num, settings.min_numerator))) | (
+        has_den & (unusable(den) | small(den, settings.min_denominator))
+    )
+    inherits = (has_num & F.coalesce(num["s"], F.lit(False))) | (
+        has_den & F.coalesce(den["s"], F.lit(False))
+    )
+    den_hidden = has_den & F.coalesce(den["s"], F.lit(False))
+    magnitude_primary = F.col("unit").isin(*MAGNITUDE_UNITS) & (
+        (F.col("n_units") < settings.min_units) | (F.col("top_n_share") > settings.dominance_k)
+    )
+    is_ok = (F.col("status") == "ok") & F.col("value").isNotNull()
+    other_reason = (
+        F.when(F.col("status") == "not_covered", F.lit("not_covered"))
+        # not_applicable says the denominator is 0: keep it only if that count is published
+        .when(~is_ok & derived & den_hidden, F.lit("inherited"))
+        .when(~is_ok, F.lit("not_applicable"))
+        .when(F.col("unit").isNull(), F.lit("primary"))  # not in the catalogue: fail closed
+        .when(derived & derived_primary, F.lit("primary"))
+        .when(derived & inherits, F.lit("inherited"))
+        .when(F.coalesce(magnitude_primary, F.lit(False)), F.lit("primary"))
+        .otherwise(F.lit("published"))
+    )
+    reason = F.coalesce(F.col("reason"), other_reason)
+    status = (
+        F.when(reason.isin(*SUPPRESSED_REASONS), F.lit("suppressed"))
+        .when(reason == "published", F.lit("ok"))
+        .otherwise(reason)
+    )
+    audit = allc.select(
+        "level",
+        "area_code",
+        "year",
+        "indicator",
+        "unit",
+        status.alias("status"),
+        reason.alias("reason"),
+        "value",
+        "feasible_lower",
+        "feasible_upper",
+        "protected",
+    )
+    published = audit.select(
+        "level",
+        "area_code",
+        "year",
+        "indicator",
+        F.when(
+            F.col("status") == "ok",
+            _rounded(F.col("value"), F.col("unit"), settings.rounding_base),
+        ).alias("value"),
+        "status",
+    )
+    return published, audit
+
+
+# --------------------------------------------------------------------------- report
+
+RULES: tuple[tuple[str, str], ...] = (
+    ("primary_count", "a count from 1 to min_count - 1 is suppressed; 0 is published"),
+    (
+        "primary_rate_share",
+        "a rate, share or index whose numerator count is 1..min_numerator - 1 or whose "
+        "denominator count is 1..min_denominator - 1 is suppressed",
+    ),
+    ("no_min_max", "no minimum or maximum is published (refused in the catalogue)"),
+    (
+        "inheritance",
+        "a rate, share or index is suppressed whenever a count it is computed from is suppressed",
+    ),
+    (
+        "secondary_hierarchy",
+        "complementary suppression along buurt within wijk within gemeente, per count "
+        "indicator and year, so that no suppressed count follows by subtraction or addition",
+    ),
+    (
+        "audit_feasible_interval",
+        "linear programme (HiGHS) per gemeente, indicator and year: the feasible interval of "
+        "every suppressed count must be at least protection_width wide",
+    ),
+    ("rounding", "counts and euros whole, rates and km one decimal, shares three, index two"),
+)
+
+
+def disclosure_report(
+    audit: DataFrame,
+    *,
+    settings: DisclosureSettings,
+    dominance_applied: bool = False,
+) -> dict[str, Any]:
+    """``disclosure_report.json``: rules applied, per level cell counts, the audit verdict.
+
+    Per level it gives how many cells are published, suppressed, not_applicable and
+    not_covered, never which rule suppressed a cell (that split would tell partners something
+    about the values). Collects one small aggregate to the driver: a few rows per level.
+    """
+    rules: list[dict[str, Any]] = [{"name": n, "description": d} for n, d in RULES]
+    rules.append(
+        {
+            "name": "dominance_min_units",
+            "description": f"({settings.dominance_n}, {settings.dominance_k:g}) dominance and "
+            f"min_units {settings.min_units} on magnitudes (euro, km)",
+            "applied": dominance_applied,
+        }
+    )
+    parameters = {
+        "min_count": settings.min_count,
+        "min_numerator": settings.min_numerator,
+        "min_denominator": settings.min_denominator,
+        "min_units": settings.min_units,
+        "dominance_n": settings.dominance_n,
+        "dominance_k": settings.dominance_k,
+        "protection_width": settings.protection_width,
+        "rounding_base": settings.rounding_base,
+    }
+    # Small by construction: at most 3 levels x 4 statuses plus one verdict row.
+    rows = (
+        audit.groupBy("level", "status")
+        .agg(
+            F.count(F.lit(1)).alias("cells"),
+            F.sum(F.when(F.col("protected") == F.lit(False), 1).otherwise(0)).alias("unprotected"),
+            F.sum(F.when(F.col("protected").isNotNull(), 1).otherwise(0)).alias("audited"),
+        )
+        .collect()
+    )
+    levels: dict[str, dict[str, int]] = {
+        lv: {"published": 0, "suppressed": 0, "not_applicable": 0, "not_covered": 0}
+        for lv in LEVELS
+    }
+    unprotected = 0
+    audited = 0
+    for r in rows:
+        key = "published" if r["status"] == "ok" else str(r["status"])
+        levels.setdefault(str(r["level"]), {})[key] = int(r["cells"])
+        unprotected += int(r["unprotected"])
+        audited += int(r["audited"])
+    return {
+        "rules": rules,
+        "parameters": parameters,
+        "levels": levels,
+        "audit": {
+            "passed": unprotected == 0,
+            "audited_cells": audited,
+            "unprotected_cells": unprotected,
+            "protection_width": settings.protection_width,
+        },
+    }
