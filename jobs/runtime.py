@@ -27,9 +27,14 @@ def build_spark(settings: SparkSettings, app_name: str = "zicht") -> SparkSessio
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     active = SparkSession.getActiveSession()
-    under_submit = active is not None or "spark.master" in os.environ.get("PYSPARK_SUBMIT_ARGS", "")
+    if active is not None:
+        # A notebook's or a test's session: use it as it is configured.
+        return active
+    # Under spark-submit the JVM starts first and hands Python its gateway: the submit flags
+    # rule for master and memory, since the driver JVM already runs.
+    under_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     builder = SparkSession.builder.appName(app_name)
-    if not under_submit and not os.environ.get("SPARK_ENV_LOADED"):
+    if not under_submit:
         builder = (
             builder.master(settings.master)
             .config("spark.driver.memory", settings.driver_memory)

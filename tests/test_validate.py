@@ -17,7 +17,8 @@ import pytest
 from zicht.features.settings import Settings
 from zicht.jobs.config import load_settings
 from zicht.jobs.io import InputError
-from zicht.jobs.validate_inputs import Validated, validate_inputs
+from zicht.jobs.validate_inputs import Validated
+from zicht.jobs.validate_inputs import validate_inputs as _validate_inputs
 
 pytestmark = pytest.mark.spark
 
@@ -170,6 +171,12 @@ TABLES = {
     "property_transactions": TRANSACTIONS,
     "household_income": INCOME,
 }
+
+
+def validate_inputs(spark, folder: str, settings: Settings, *, run_date: dt.date) -> Validated:
+    """Validation with its staging folder beside the input (each call gets its own)."""
+    stage = Path(folder).parent / f"stage-{len(list(Path(folder).parent.iterdir()))}"
+    return _validate_inputs(spark, folder, settings, run_date=run_date, stage_dir=stage)
 
 
 def write_folder(root: Path, tables: dict[str, str]) -> Path:

@@ -1,0 +1,221 @@
+"""End to end: ``zicht synth --scale tiny`` -> ``zicht run`` -> every contract output.
+
+Expected numbers are recomputed here with pandas straight from the synthetic input files (not
+from zicht's intermediate tables), and the MLflow run is read back from its SQLite store.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from zicht.features.schemas import PSEUDONYM_COLUMNS
+from zicht.jobs import run as run_job
+from zicht.jobs import synth as synth_job
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
+
+SEED = 7
+CONTRACT_OUTPUTS = [
+    "restricted/indicators.parquet",
+    "restricted/area_features.parquet",
+    "restricted/area_typology.parquet",
+    "restricted/network_members.parquet",
+    "restricted/communities.parquet",
+    "restricted/disclosure_audit.parquet",
+    "restricted/rejects/incidents",
+    "export/indicators_buurt.csv",
+    "export/indicators_wijk.csv",
+    "export/indicators_gemeente.csv",
+    "export/codebook.csv",
+    "export/disclosure_report.json",
+    "manifest.json",
+]
+
+
+@pytest.fixture(scope="module")
+def done(spark, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("e2e")
+    print(f"synth seed {SEED}")
+    assert (
+        synth_job.main(["--scale", "tiny", "--seed", str(SEED), "--out", str(root / "input")]) == 0
+    )
+    mp = pytest.MonkeyPatch()
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    try:
+        code = run_job.main(["--input", str(root / "input"), "--output", str(root / "output")])
+    finally:
+        mp.undo()
+    assert code == 0
+    return {"root": root, "input": root / "input", "output": root / "output"}
+
+
+def read_input(folder: Path, table: str) -> pd.DataFrame:
+    return pq.read_table(folder / f"{table}.parquet").to_pandas()
+
+
+def test_every_contract_output_present(done) -> None:
+    for rel in CONTRACT_OUTPUTS:
+        assert (done["output"] / rel).exists(), rel
+    # no temporary or staging folder is left behind
+    leftovers = [p.name for p in done["root"].iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+    assert not (done["output"] / "_stage").exists()
+
+
+def test_accounting_identity(done) -> None:
+    manifest = json.loads((done["output"] / "manifest.json").read_text())
+    for table, a in manifest["inputs"].items():
+        n = pq.read_table(done["input"] / f"{table}.parquet").num_rows
+        assert a["rows_read"] == n, table
+        assert a["rows_read"] == a["rows_used"] + a["rows_rejected"] + a["rows_excluded"], table
+    for rel, meta in manifest["outputs"].items():
+        assert meta["sha256"] and len(meta["sha256"]) == 64, rel
+    assert manifest["mlflow_run_id"]
+    assert manifest["period"]["years"] == [2023, 2024]
+
+
+def test_export_holds_no_pseudonym(done) -> None:
+    pseudonyms: set[str] = set()
+    for table, cols in PSEUDONYM_COLUMNS.items():
+        df = read_input(done["input"], table)
+        for c in cols:
+            if c in df:
+                pseudonyms |= set(df[c].dropna().astype(str))
+    assert len(pseudonyms) > 1000
+    for f in sorted((done["output"] / "export").iterdir()):
+        text = f.read_text()
+        tokens = set(text.replace(",", " ").replace('"', " ").split())
+        assert not (tokens & pseudonyms), f.name
+
+
+def test_export_tables_follow_the_contract(done) -> None:
+    codebook = pd.read_csv(done["output"] / "export/codebook.csv")
+    units = dict(zip(codebook["indicator"], codebook["unit"], strict=True))
+    for level in ("buurt", "wijk", "gemeente"):
+        df = pd.read_csv(done["output"] / f"export/indicators_{level}.csv", dtype={"value": str})
+        assert list(df.columns) == [
+            "level",
+            "area_code",
+            "area_name",
+            "year",
+            "indicator",
+            "value",
+            "status",
+        ]
+        assert set(df["level"]) == {level}
+        assert set(df["status"]) <= {"ok", "suppressed", "not_covered", "not_applicable"}
+        assert df.loc[df["status"] != "ok", "value"].isna().all()
+        counts = df[(df["status"] == "ok") & df["indicator"].map(units).eq("count")]
+        values = counts["value"].astype(float)
+        assert (values == values.round()).all()
+        assert not ((values > 0) & (values < 10)).any(), "a published count below 10"
+        # every (area, year, indicator) of the catalogue has one row
+        assert not df.duplicated(["area_code", "year", "indicator"]).any()
+        n_areas = df["area_code"].nunique()
+        assert len(df) == n_areas * 2 * len(units)
+    for p in ("drugs", "mensenhandel", "witwassen", "geweld", "vastgoedfraude"):
+        for ind in ("incidents", "incidents_per_1000", "resident_suspects", "local_suspect_share"):
+            assert f"{p}.{ind}" in units
+
+
+def test_inhabitants_and_incidents_match_an_independent_count(done) -> None:
+    """context.inhabitants and drugs.incidents per gemeente, recomputed from the raw files."""
+    areas = read_input(done["input"], "areas")
+    addresses = read_input(done["input"], "addresses")
+    persons = read_input(done["input"], "persons")
+    res = persons.merge(addresses[["address_id", "buurt_code"]], on="address_id").merge(
+        areas[["buurt_code", "gemeente_code"]], on="buurt_code"
+    )
+    expected_inh = res.groupby("gemeente_code").size()
+
+    import shapely
+
+    inc = read_input(done["input"], "incidents")
+    inc["code"] = inc["crime_code"].str.strip()
+    drug_codes = {"F42", "F43", "F44", "F45", "M0111"}
+    is_drugs = inc["code"].isin(drug_codes) | (inc["code"] == "3.1.1")
+    addr_buurt = inc["address_id"].map(addresses.set_index("address_id")["buurt_code"])
+    polys = shapely.from_wkt(areas["geometry_wkt"].to_numpy())
+    point_buurt = [
+        None
+        if pd.isna(x)
+        else next(
+            (
+                c
+                for c, g in zip(areas["buurt_code"], polys, strict=True)
+                if g.covers(shapely.Point(x, y))
+            ),
+            None,
+        )
+        for x, y in zip(inc["x"], inc["y"], strict=True)
+    ]
+    inc["buurt"] = (
+        inc["buurt_code"].fillna(addr_buurt).fillna(pd.Series(point_buurt, index=inc.index))
+    )
+    inc["gemeente_code"] = "GM" + inc["buurt"].str[2:6]
+    inc["year"] = pd.to_datetime(inc["incident_date"]).dt.year
+    expected_drugs = inc[is_drugs].groupby(["gemeente_code", "year"]).size()
+
+    ind = pq.read_table(done["output"] / "restricted/indicators.parquet").to_pandas()
+    gm = ind[ind["level"] == "gemeente"].set_index(["area_code", "year", "indicator"])["value"]
+    for code, n in expected_inh.items():
+        for year in (2023, 2024):
+            assert gm[(code, year, "context.inhabitants")] == n
+    for (code, year), n in expected_drugs.items():
+        assert gm[(code, year, "drugs.incidents")] == n
+    assert expected_drugs.sum() > 0
+
+
+def test_network_holds_suspects_only(done) -> None:
+    members = pq.read_table(done["output"] / "restricted/network_members.parquet").to_pandas()
+    suspects = read_input(done["input"], "suspects")
+    assert set(members["person_id"]) <= set(suspects["person_id"])
+    assert len(members) > 0
+    communities = pq.read_table(done["output"] / "restricted/communities.parquet").to_pandas()
+    assert communities["size"].sum() == len(members)
+
+
+def test_mlflow_run_in_the_store(done) -> None:
+    from mlflow.tracking import MlflowClient
+
+    manifest = json.loads((done["output"] / "manifest.json").read_text())
+    client = MlflowClient(tracking_uri=f"sqlite:///{done['root'] / 'mlflow.db'}")
+    run = client.get_run(manifest["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["disclosure.min_count"] == "10"
+    assert run.data.metrics["incidents_rows_read"] == manifest["inputs"]["incidents"]["rows_read"]
+    assert run.data.metrics["time_validate_s"] > 0
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"manifest.json", "codebook.csv", "disclosure_report.json"} <= names
+    # no secret-looking or person-level param
+    assert not any("person" in k for k in run.data.params)
+
+
+def test_failed_run_leaves_previous_output(done, tmp_path: Path) -> None:
+    before = (done["output"] / "manifest.json").read_text()
+    bad = tmp_path / "bad"
+    shutil.copytree(done["input"], bad)
+    persons = pq.read_table(bad / "persons.parquet").to_pandas()
+    persons["bsn"] = "123456782"
+    shutil.rmtree(bad / "persons.parquet")
+    persons.to_parquet(bad / "persons.parquet")
+    code = run_job.main(["--input", str(bad), "--output", str(done["output"])])
+    assert code == 2
+    assert (done["output"] / "manifest.json").read_text() == before
+    assert not [p for p in done["root"].iterdir() if p.name.startswith(".output.tmp")]
+
+
+def test_unknown_config_key_is_an_error(done, tmp_path: Path, capsys) -> None:
+    conf = tmp_path / "conf.yaml"
+    conf.write_text("disclosure:\n  min_cont: 5\n")
+    code = run_job.main(
+        ["--input", str(done["input"]), "--output", str(tmp_path / "o"), "--conf", str(conf)]
+    )
+    assert code == 2
+    assert "min_cont" in capsys.readouterr().err
