@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.install-stamp
 DEMO   ?= demo
 SCALE  ?= small
 SEED   ?= 42
+LINT   := $(wildcard $(LINT))
 
 .PHONY: help install check lint format typecheck test test-fast demo dist clean
 
@@ -35,12 +36,12 @@ install: $(STAMP)
 	ln -sfn ../../models .typecheck/zicht/models
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check jobs features models tests notebooks tools
-	$(VENV)/bin/ruff format --check jobs features models tests notebooks tools
+	$(VENV)/bin/ruff check $(LINT)
+	$(VENV)/bin/ruff format --check $(LINT)
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format jobs features models tests notebooks tools
-	$(VENV)/bin/ruff check --fix jobs features models tests notebooks tools
+	$(VENV)/bin/ruff format $(LINT)
+	$(VENV)/bin/ruff check --fix $(LINT)
 
 typecheck: $(STAMP) .typecheck/zicht
 	$(VENV)/bin/mypy -p zicht.features -p zicht.models
