@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.install-stamp
 DEMO   ?= demo
 SCALE  ?= small
 SEED   ?= 42
-LINT   := $(wildcard $(LINT))
+LINT   := $(wildcard jobs features models tests notebooks tools)
 
 .PHONY: help install check lint format typecheck test test-fast demo dist clean
 
