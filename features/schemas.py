@@ -289,7 +289,23 @@ OUTPUT_SCHEMAS: dict[str, dict[str, str]] = {
         "degree": "number of distinct co-suspects and ties in the suspect network",
         "weighted_degree": "sum of tie weights",
         "betweenness": "betweenness centrality within the community, normalised",
-        "is_broker": "true when the suspect bridges communities with high betweenness",
+        "participation": "participation coefficient: how evenly the ties spread over communities",
+        "is_broker": (
+            "true for a suspect with ties into another community whose participation "
+            "coefficient is in the top broker_top_share of such suspects"
+        ),
+    },
+    "restricted/communities.parquet": {
+        "community_id": "community of the suspect network (Leiden, seeded)",
+        "size": "number of member suspects",
+        "n_incidents": "distinct incidents with a member as suspect",
+        "share_<phenomenon>": "share of the community's incidents of that phenomenon",
+        "home_buurt_code": "buurt where most resident members live (null: none resident)",
+        "home_wijk_code": "wijk where most resident members live",
+        "rootedness_buurt": "share of all members resident in the home buurt",
+        "rootedness_wijk": "share of all members resident in the home wijk",
+        "n_buurten_active": "distinct buurten of the community's incidents",
+        "share_non_resident": "share of members not resident in the study area",
     },
     "export/indicators_<level>.csv": {
         "level": "buurt, wijk or gemeente",
