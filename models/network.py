@@ -41,6 +41,12 @@ from pyspark.sql import types as T
 from zicht.features.settings import NetworkSettings
 
 LAYER_CO_OFFENDING = "co_offending"
+# Layers of the contract's person_links table (like the CBS person network).
+LINK_LAYERS = ("familie", "huishouden", "buren", "collega", "klasgenoot")
+# Layers derived from the registers: same BRP household, roles in the same company, registered
+# at the same address.
+REGISTER_LAYERS = ("household", "company", "address")
+LAYERS = (LAYER_CO_OFFENDING, *LINK_LAYERS, *REGISTER_LAYERS)
 
 # Half-life of a co-offending tie's weight. Two years: an incident two years before the latest
 # incident of the data counts half, four years a quarter. Police practice treats ties older than
@@ -153,6 +159,69 @@ def build_cooffending_edges(
     )
 
 
+def _pairs_sharing(df: DataFrame, key: str, layer: str) -> DataFrame:
+    """Ties between every two persons that share ``key`` (a household, company, address)."""
+    d = df.select(key, "person_id").where(F.col(key).isNotNull()).distinct()
+    a = d.select(key, F.col("person_id").alias("person_id_a"))
+    b = d.select(key, F.col("person_id").alias("person_id_b"))
+    return (
+        a.join(b, key)
+        .where(F.col("person_id_a") < F.col("person_id_b"))
+        .select("person_id_a", "person_id_b")
+        .distinct()
+        .withColumn("layer", F.lit(layer))
+    )
+
+
+def build_layer_edges(
+    suspect_ids: DataFrame,
+    *,
+    layers: Sequence[str],
+    person_links: DataFrame | None = None,
+    persons: DataFrame | None = None,
+    company_roles: DataFrame | None = None,
+) -> DataFrame:
+    """Ties between two suspects in the non-co-offending layers (no actions).
+
+    ``suspect_ids`` has ``person_id``. Only persons among them are kept *before* the pairs are
+    formed (a semi-join), so a household, company or address shared with non-suspects never
+    brings those persons into the network, and the self-join stays small. Returns
+    ``person_id_a < person_id_b``, ``weight`` (1.0) and ``layer``; a pair tied in two layers has
+    two rows. Absent tables contribute nothing.
+    """
+    ids = suspect_ids.select("person_id").distinct()
+    parts: list[DataFrame] = []
+    wanted_links = [layer for layer in layers if layer in LINK_LAYERS]
+    if person_links is not None and wanted_links:
+        links = person_links.where(F.col("layer").isin(wanted_links))
+        first = F.least("person_id_a", "person_id_b")
+        second = F.greatest("person_id_a", "person_id_b")
+        links = links.select(
+            first.alias("person_id_a"), second.alias("person_id_b"), "layer"
+        ).where(F.col("person_id_a") != F.col("person_id_b"))
+        links = links.join(
+            ids.withColumnRenamed("person_id", "person_id_a"), "person_id_a", "left_semi"
+        ).join(ids.withColumnRenamed("person_id", "person_id_b"), "person_id_b", "left_semi")
+        parts.append(links.select("person_id_a", "person_id_b", "layer").distinct())
+    if persons is not None:
+        p = persons.join(ids, "person_id", "left_semi")
+        if "household" in layers:
+            parts.append(_pairs_sharing(p, "household_id", "household"))
+        if "address" in layers:
+            parts.append(_pairs_sharing(p, "address_id", "address"))
+    if company_roles is not None and "company" in layers:
+        parts.append(
+            _pairs_sharing(
+                company_roles.join(ids, "person_id", "left_semi"), "company_id", "company"
+            )
+        )
+    spark = suspect_ids.sparkSession
+    out = spark.createDataFrame([], "person_id_a string, person_id_b string, layer string")
+    for part in parts:
+        out = out.unionByName(part)
+    return out.withColumn("weight", F.lit(1.0))
+
+
 def build_network(
     suspects: DataFrame,
     incidents_located: DataFrame,
@@ -160,8 +229,13 @@ def build_network(
     *,
     phenomena: Sequence[str],
     settings: NetworkSettings,
+    layer_edges: DataFrame | None = None,
 ) -> tuple[DataFrame, DataFrame]:
-    """(network_members, communities) of the suspects' co-offending network.
+    """(network_members, communities) of the suspects' network.
+
+    Co-offending ties always count when ``co_offending`` is among ``settings.layers``;
+    ``layer_edges`` (from :func:`build_layer_edges`) adds ties between two suspects in other
+    layers, each weighing 1, so the network is multiplex but its persons remain suspects only.
 
     The network's persons are the suspects of the located incidents, all of them: a suspect
     without any tie is a member with a singleton community. The edge table is built in Spark;
@@ -169,10 +243,10 @@ def build_network(
     Spark. ``communities`` is then computed in Spark from the members, the suspects, the
     incidents and ``residence`` (each person's latest year says where the person lives).
     """
-    unsupported = sorted(set(settings.layers) - {LAYER_CO_OFFENDING})
+    unsupported = sorted(set(settings.layers) - set(LAYERS))
     if unsupported:
         raise ValueError(
-            f"network.layers: {', '.join(unsupported)} not supported yet (only {LAYER_CO_OFFENDING})"
+            f"network.layers: {', '.join(unsupported)} unknown (choose from {', '.join(LAYERS)})"
         )
     bad = [p for p in phenomena if not _PHENOMENON_KEY.match(p)]
     if bad:
@@ -185,7 +259,28 @@ def build_network(
         .distinct()
         .join(incidents_located.select("incident_id"), "incident_id", "left_semi")
     )
-    edges = build_cooffending_edges(located, incidents_located)
+    edges = build_cooffending_edges(located, incidents_located).select(
+        "person_id_a", "person_id_b", "weight"
+    )
+    if LAYER_CO_OFFENDING not in settings.layers:
+        edges = edges.limit(0)
+    if layer_edges is not None:
+        suspect_ids = located.select("person_id").distinct()
+        extra = (
+            layer_edges.where(F.col("layer").isin(list(settings.layers)))
+            .join(
+                suspect_ids.withColumnRenamed("person_id", "person_id_a"),
+                "person_id_a",
+                "left_semi",
+            )
+            .join(
+                suspect_ids.withColumnRenamed("person_id", "person_id_b"),
+                "person_id_b",
+                "left_semi",
+            )
+            .select("person_id_a", "person_id_b", "weight")
+        )
+        edges = edges.unionByName(extra)
 
     # To the driver: the suspects' graph only (person ids and ties, no attributes). Bounded by
     # construction: about 200k suspects a year nationally and about 1M co-offending ties, a few
@@ -564,4 +659,107 @@ def simulate_disruption(
             shares.append(lcc / lcc0)
     return pd.DataFrame(
         {"removed": np.asarray(removed, dtype=np.int64), "lcc_share": np.asarray(shares)}
+    )
+
+
+# ------------------------------------------------------------------ rootedness per area (counts)
+
+
+def cooffending_locality_counts(edges: DataFrame, residence: DataFrame) -> DataFrame:
+    """Co-offending ties touching an area, and those local to it, per level, area and year.
+
+    ``edges``: from :func:`build_cooffending_edges` (the tie's year is that of its latest shared
+    incident); ``residence``: person_id, year, buurt_code, wijk_code, gemeente_code. For an area
+    A at a level, ``network.cooffending_ties`` counts the ties with at least one endpoint living
+    in A that year and ``network.local_cooffending_ties`` those with both endpoints in A (a
+    measure of lokale worteling: how far co-offending stays within the neighbourhood). Neither
+    is additive over the hierarchy (a tie across two buurten of one wijk is local to the wijk
+    only), so every level is computed directly. Returns level, area_code, year, indicator, value.
+    """
+    e = edges.select("person_id_a", "person_id_b", F.year("last_date").alias("year"))
+    parts: list[DataFrame] = []
+    for level in ("buurt", "wijk", "gemeente"):
+        code = f"{level}_code"
+        res = residence.select("person_id", "year", F.col(code).alias("_code"))
+        ra = res.withColumnRenamed("person_id", "person_id_a").withColumnRenamed("_code", "_a")
+        rb = res.withColumnRenamed("person_id", "person_id_b").withColumnRenamed("_code", "_b")
+        t = e.join(ra, ["person_id_a", "year"], "left").join(rb, ["person_id_b", "year"], "left")
+        t = t.select(
+            "year",
+            F.explode(F.array_distinct(F.array_compact(F.array("_a", "_b")))).alias("area_code"),
+            (F.col("_a") == F.col("_b")).alias("_local"),
+        )
+        agg = t.groupBy("area_code", "year").agg(
+            F.count(F.lit(1)).cast("double").alias("network.cooffending_ties"),
+            F.sum(F.coalesce(F.col("_local"), F.lit(False)).cast("double")).alias(
+                "network.local_cooffending_ties"
+            ),
+        )
+        for name in ("network.cooffending_ties", "network.local_cooffending_ties"):
+            parts.append(
+                agg.select(
+                    F.lit(level).alias("level"),
+                    "area_code",
+                    F.col("year").cast("long").alias("year"),
+                    F.lit(name).alias("indicator"),
+                    F.col(f"`{name}`").alias("value"),
+                )
+            )
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out
+
+
+def youth_exposure_counts(
+    residence: DataFrame,
+    person_links: DataFrame,
+    suspect_ids: DataFrame,
+    *,
+    min_age: int = 12,
+    max_age: int = 26,
+) -> DataFrame:
+    """Ties of young residents (per layer) and how many of them lead to a suspect, per buurt.
+
+    Following CBS's study of youth networks in Den Haag Zuidwest: for residents aged
+    ``min_age``..``max_age`` in the year, their person_links ties per layer, and those whose
+    other end is a suspect of an ondermijning incident (``suspect_ids``). The share is a pooled
+    ratio of counts (ties to suspects / ties), so that disclosure control can protect it like any
+    rate; the person-level intermediates are never returned. Additive over buurten. Returns
+    buurt_code, year, indicator (``context.youth_ties_<layer>`` and
+    ``context.youth_ties_to_suspects_<layer>``), value.
+    """
+    young = residence.where((F.col("year") - F.col("birth_year")).between(min_age, max_age)).select(
+        F.col("person_id").alias("_ego"), "year", "buurt_code"
+    )
+    links = person_links.where(F.col("layer").isin(list(LINK_LAYERS)))
+    both = links.select(
+        F.col("person_id_a").alias("_ego"), F.col("person_id_b").alias("_alter"), "layer"
+    ).unionByName(
+        links.select(
+            F.col("person_id_b").alias("_ego"), F.col("person_id_a").alias("_alter"), "layer"
+        )
+    )
+    sus = (
+        suspect_ids.select(F.col("person_id").alias("_alter"))
+        .distinct()
+        .withColumn("_is_suspect", F.lit(1.0))
+    )
+    ties = young.join(both, "_ego").join(sus, "_alter", "left")
+    agg = ties.groupBy("buurt_code", "year", "layer").agg(
+        F.count(F.lit(1)).cast("double").alias("ties"),
+        F.sum(F.coalesce(F.col("_is_suspect"), F.lit(0.0))).alias("to_suspects"),
+    )
+    return agg.select(
+        "buurt_code",
+        F.col("year").cast("long").alias("year"),
+        F.concat(F.lit("context.youth_ties_"), F.col("layer")).alias("indicator"),
+        F.col("ties").alias("value"),
+    ).unionByName(
+        agg.select(
+            "buurt_code",
+            F.col("year").cast("long").alias("year"),
+            F.concat(F.lit("context.youth_ties_to_suspects_"), F.col("layer")).alias("indicator"),
+            F.col("to_suspects").alias("value"),
+        )
     )
