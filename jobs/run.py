@@ -205,14 +205,22 @@ def run_pipeline(
     skipped_stages: dict[str, str] = {}
     with _stage(timings, "network"):
         if "suspects" in acc:
-            from zicht.models.network import build_network
+            from zicht.models.network import build_layer_edges, build_network
 
+            layer_edges = build_layer_edges(
+                acc["suspects"].select("person_id"),
+                layers=settings.network.layers,
+                person_links=acc.get("person_links"),
+                persons=acc.get("persons"),
+                company_roles=acc.get("company_roles"),
+            )
             members, communities = build_network(
                 acc["suspects"],
                 incidents,
                 residence if residence is not None else _empty_residence(spark),
                 phenomena=list(settings.phenomena),
                 settings=settings.network,
+                layer_edges=layer_edges,
             )
             members = members.cache()
             communities = communities.cache()
