@@ -1,19 +1,25 @@
 """Partner tables: value formatting by unit and the leak guard that runs before anything ships.
 
 Reads and writes nothing; works on the partner table as a pandas frame, which is small by
-construction (areas x years x indicators). The leak guard checks the structure of the export, so
-no value can be a person, address, company or record pseudonym: every column is from the
-published schema, every area code is a CBS code, every indicator is in the catalogue, every value
-is a number, and no published count lies between 1 and the minimum.
+construction (areas x years x indicators). The leak guard has two parts. ``check_export``
+checks the structure of the partner table, so no value can be a person, address, company or
+record pseudonym: every column is from the published schema, every area code is a CBS code,
+every indicator is in the catalogue, every value is a number, and no published count lies
+between 1 and the minimum. ``export_tokens`` and ``find_pseudonyms`` check the content of every
+file under ``export/`` (CSV, JSON, XLSX, HTML): the distinct tokens of the files are joined in
+Spark against every pseudonym column of the inputs, so free text (area names, caveats, the
+report page) is covered too, and the large side stays in Spark.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 EXPORT_COLUMNS = ["level", "area_code", "area_name", "year", "indicator", "value", "status"]
 STATUSES = {"ok", "suppressed", "not_covered", "not_applicable"}
@@ -75,4 +81,116 @@ def check_export(pub: pd.DataFrame, *, units: Mapping[str, str], min_count: int)
     small = numeric[is_count & (numeric > 0) & (numeric < min_count)]
     if len(small):
         problems.append(f"{len(small)} published counts between 1 and {min_count - 1}")
+    return problems
+
+
+# --------------------------------------------------------------------------- pseudonym scan
+
+# Runs of characters a pseudonym can be made of (hex, base32/64, UUIDs, prefixed ids); text is
+# also split at the separators inside a run, so "x:abc123" yields "x", "abc123" and the whole.
+_TOKEN = re.compile(r"[A-Za-z0-9_\-+/=.:@#]+")
+_SUBTOKEN = re.compile(r"[A-Za-z0-9_\-+=]+")
+_DECIMAL = re.compile(r"^-?\d+\.\d+$")
+
+
+def export_tokens(text: str, *, min_length: int = 6) -> set[str]:
+    """The distinct tokens of an export file's text that could be a pseudonym.
+
+    Left out: tokens shorter than ``min_length`` (no pseudonym scheme is that short, and
+    short words and numbers would collide) and decimal numbers (published values and map
+    coordinates; a pseudonym is never one). Whole numbers stay: a numeric pseudonym must not
+    slip through.
+    """
+    out: set[str] = set()
+    for run in _TOKEN.findall(text):
+        for tok in (run, *_SUBTOKEN.findall(run)):
+            tok = tok.strip(".:-")
+            if len(tok) >= min_length and not _DECIMAL.match(tok):
+                out.add(tok)
+    return out
+
+
+def pseudonym_values(
+    tables: Mapping[str, DataFrame], *, columns: Mapping[str, Sequence[str]]
+) -> DataFrame:
+    """``value``: every non-null value of the pseudonym columns of the input tables (not
+    distinct: the join below needs no dedup of the large side). Columns are matched
+    case-insensitively; tables or columns that are absent are skipped."""
+    parts: list[DataFrame] = []
+    for name, df in sorted(tables.items()):
+        by_lower = {c.lower().strip(): c for c in df.columns}
+        for col in columns.get(name, ()):
+            if col in by_lower:
+                parts.append(
+                    df.select(F.col(by_lower[col]).cast("string").alias("value")).filter(
+                        F.col("value").isNotNull()
+                    )
+                )
+    if not parts:
+        raise ValueError("no pseudonym column in the inputs: nothing to scan against")
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.unionByName(p)
+    return out
+
+
+def find_pseudonyms(tokens: DataFrame, values: DataFrame) -> DataFrame:
+    """``file, token``: the export tokens that equal an input pseudonym.
+
+    ``tokens`` (``file, token``) is small by construction (distinct tokens of aggregate
+    files: numbers, codes, names, words) and is broadcast; ``values`` (``value``, every
+    pseudonym of the inputs: tens of millions of rows nationally) streams past it, so the
+    pseudonyms never go to the driver.
+    """
+    t = tokens.select("file", "token")
+    return (
+        values.join(F.broadcast(t), values["value"] == t["token"], "inner")
+        .select("file", "token")
+        .distinct()
+    )
+
+
+# --------------------------------------------------------------------------- release register
+
+# Rule parameters where a lower value publishes more (a weaker rule); rounding is handled apart.
+_STRICTER_WHEN_HIGHER = (
+    "min_count",
+    "min_numerator",
+    "min_denominator",
+    "min_units",
+    "protection_width",
+)
+
+
+def release_conflicts(
+    register: Sequence[Mapping[str, object]], candidate: Mapping[str, object]
+) -> list[str]:
+    """Why ``candidate`` must not be released beside the earlier releases of the same data.
+
+    A release is ``{"inputs": {table: sha256}, "rules": {...}, "phenomena": {key: definition}}``.
+    Against every earlier release with the same input hashes: weaker rules (a lower minimum or
+    protection width, or no rounding where there was) would let a partner subtract the two
+    patterns; a phenomenon set that differs (added, dropped or redefined phenomena) gives new
+    differences against the published tables. Identical releases are fine (the pattern is
+    deterministic). Empty list: no conflict.
+    """
+    problems: list[str] = []
+    for old in register:
+        if old.get("inputs") != candidate.get("inputs"):
+            continue
+        rid = old.get("run_id", "?")
+        old_rules = old.get("rules") or {}
+        new_rules = candidate.get("rules") or {}
+        assert isinstance(old_rules, Mapping) and isinstance(new_rules, Mapping)
+        for key in _STRICTER_WHEN_HIGHER:
+            a, b = old_rules.get(key), new_rules.get(key)
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b < a:
+                problems.append(f"{key} {b} is weaker than {a} in release {rid} of the same data")
+        if old_rules.get("rounding_base") and not new_rules.get("rounding_base"):
+            problems.append(f"rounding is off but was on in release {rid} of the same data")
+        if old.get("phenomena") != candidate.get("phenomena"):
+            problems.append(
+                f"the phenomenon set differs from release {rid} of the same data, so the two "
+                "can be differenced"
+            )
     return problems

@@ -160,7 +160,8 @@ def build_residence(
     areas: DataFrame,
     years: Sequence[int],
 ) -> DataFrame:
-    """Where each registered person lives in each year: person_id, year, buurt, wijk, gemeente.
+    """Where each registered person lives in each year: person_id, year, buurt, wijk, gemeente,
+    birth_year, and the snapshot's address_id, household_id and registered_since.
 
     With ``snapshot_year`` each year uses its own 1 January snapshot (a year without one uses
     the latest earlier snapshot, else the earliest); without it the single snapshot serves every
@@ -192,7 +193,19 @@ def build_residence(
     return (
         joined.join(addr, F.col("address_id") == F.col("_a_id"), "inner")
         .join(F.broadcast(area), "buurt_code", "inner")
-        .select("person_id", "year", "buurt_code", "wijk_code", "gemeente_code", "birth_year")
+        .select(
+            "person_id",
+            "year",
+            "buurt_code",
+            "wijk_code",
+            "gemeente_code",
+            "birth_year",
+            # for the context and register-pattern indicators (households, residential
+            # mobility, adults per dwelling, household income of buyers)
+            "address_id",
+            "household_id",
+            "registered_since",
+        )
     )
 
 

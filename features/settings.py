@@ -103,8 +103,52 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class PatternSettings:
+    """Thresholds and code lists of the register-pattern indicators (conf: ``patterns``)."""
+
+    # SBI 2008 codes (prefixes: "5610" also takes "56101") of cash-intensive sectors
+    cash_intensive_sbi: tuple[str, ...] = ("5610", "5630", "9602", "4511", "4520", "4719", "9609")
+    # an address with at least this many companies active in the year
+    min_companies_per_address: int = 10
+    # a person holding a director role in at least this many companies active in the year
+    min_companies_per_director: int = 5
+    director_roles: tuple[str, ...] = ("bestuurder",)
+    # a dwelling where at least this many adults (18+) are registered
+    min_adults_per_dwelling: int = 7
+    # a dwelling sold at least this many times within resale_window_years up to the year's end
+    min_resales: int = 5
+    resale_window_years: int = 20
+    # a person's purchase whose price exceeds this many times the household's standardised
+    # disposable income of that year
+    max_price_to_income: float = 15.0
+    # company churn: registered or deregistered within this many years up to the year's end
+    churn_window_years: int = 2
+    # jonge aanwas: residents aged youth_min_age .. youth_max_age at the end of the year
+    youth_min_age: int = 12
+    youth_max_age: int = 23
+
+
+@dataclass(frozen=True)
 class MlflowSettings:
     experiment: str = "zicht"
+
+
+EXPERIMENT_ALGORITHMS = ("kmeans", "gmm", "hdbscan")
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    """The grid ``zicht experiment`` sweeps over the area features (conf: ``experiment``).
+
+    k-means and the mixture run once per ``n_clusters``; HDBSCAN once per
+    ``min_cluster_sizes`` (0: 1 % of the area-years, at least 10). All are compared on the
+    silhouette in the same scaled space, with resample stability (``stability: false`` skips it).
+    """
+
+    algorithms: tuple[str, ...] = EXPERIMENT_ALGORITHMS
+    n_clusters: tuple[int, ...] = (4, 6, 8)
+    min_cluster_sizes: tuple[int, ...] = (0,)
+    stability: bool = True
 
 
 @dataclass(frozen=True)
@@ -132,6 +176,10 @@ class IndicatorSpec:
     # False for distinct-person counts whose persons can count in several areas (suspects of
     # incidents in an area): a parent is then not the sum of its children.
     additive: bool = True
+    # How a value that is neither a count nor a plain ratio is computed (zicht.features.indicators
+    # METHODS): median_distance_km, mean_woz, density_per_km2, eb_smoothed, relative_gemeente,
+    # relative_study_area. Empty: a count, or numerator / denominator for a rate or share.
+    method: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,6 +192,8 @@ class Settings:
     network: NetworkSettings = field(default_factory=NetworkSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
+    experiment: ExperimentSettings = field(default_factory=ExperimentSettings)
+    patterns: PatternSettings = field(default_factory=PatternSettings)
     phenomena: Mapping[str, Phenomenon] = field(default_factory=dict)
     indicators: tuple[IndicatorSpec, ...] = ()
 
@@ -287,7 +337,7 @@ def _phenomena(raw: Mapping[str, Any]) -> dict[str, Phenomenon]:
 def _indicators(
     raw: Mapping[str, Any], phenomena: Mapping[str, Phenomenon]
 ) -> tuple[IndicatorSpec, ...]:
-    allowed = {"standard", "context"}
+    allowed = {"standard", "context", "register"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"indicators: unknown key(s) {', '.join(unknown)}")
@@ -309,6 +359,18 @@ def _indicators(
                     IndicatorSpec,
                     {"key": f"{pkey}.{key}", "phenomenon": pkey, "caveats": caveats, **filled},
                     f"indicators.standard.{key}",
+                )
+            )
+    # register patterns belong to the phenomenon the contract names (the key's first part);
+    # a phenomenon that is not configured takes its patterns with it
+    for key, body in (raw.get("register") or {}).items():
+        pkey = str(key).split(".", 1)[0]
+        if pkey == "context" or pkey in phenomena:
+            specs.append(
+                _build(
+                    IndicatorSpec,
+                    {"key": key, "phenomenon": "" if pkey == "context" else pkey, **body},
+                    f"indicators.register.{key}",
                 )
             )
     for s in specs:
@@ -344,6 +406,15 @@ def _check(s: Settings) -> None:
                 f"model.features: {name!r} is (or names) ethnicity, nationality, country of birth "
                 "or religion, which zicht refuses as a feature"
             )
+    unknown_algorithms = sorted(set(s.experiment.algorithms) - set(EXPERIMENT_ALGORITHMS))
+    if unknown_algorithms:
+        raise ConfigError(
+            f"experiment.algorithms: unknown {unknown_algorithms}; use {EXPERIMENT_ALGORITHMS}"
+        )
+    if any(k < 2 for k in s.experiment.n_clusters):
+        raise ConfigError("experiment.n_clusters: every value must be at least 2")
+    if any(m < 0 or m == 1 for m in s.experiment.min_cluster_sizes):
+        raise ConfigError("experiment.min_cluster_sizes: 0 (automatic) or at least 2")
     for table, cov in s.coverage.items():
         for g in cov.gemeenten:
             if not re.match(r"^GM\d{4}$", g):

@@ -14,6 +14,11 @@ JOBS: dict[str, tuple[str, str]] = {
     "synth": ("zicht.jobs.synth", "write a synthetic input folder with planted ground truth"),
     "run": ("zicht.jobs.run", "run the whole pipeline on an input folder"),
     "network": ("zicht.jobs.network", "network tools: `zicht network disrupt ...`"),
+    "experiment": ("zicht.jobs.experiment", "sweep area-typology candidates, one MLflow run each"),
+    "pseudonymize": (
+        "zicht.jobs.pseudonymize",
+        "raw partner extract -> contract table (key holder)",
+    ),
 }
 
 USAGE = (

@@ -113,6 +113,16 @@ def _codebook(specs: Sequence[IndicatorSpec]) -> pd.DataFrame:
     )
 
 
+def _geometry_by_buurt(areas: DataFrame) -> dict[str, str] | None:
+    """buurt_code -> geometry_wkt on the driver (one polygon per buurt: ~14k nationally), or
+    None when the areas table carries no polygons (hot spots then use nearest centroids)."""
+    if "geometry_wkt" not in areas.columns:
+        return None
+    rows = areas.where(F.col("geometry_wkt").isNotNull()).select("buurt_code", "geometry_wkt")
+    geometry = {r["buurt_code"]: r["geometry_wkt"] for r in rows.toLocalIterator()}
+    return geometry or None
+
+
 def _empty_residence(spark: SparkSession) -> DataFrame:
     return spark.createDataFrame(
         [],
@@ -176,6 +186,10 @@ def run_pipeline(
             residence=residence,
             addresses=addresses,
             signals=signals,
+            companies=acc.get("companies"),
+            company_roles=acc.get("company_roles"),
+            property_transactions=acc.get("property_transactions"),
+            household_income=acc.get("household_income"),
             areas_have_inhabitants=v.areas_have_inhabitants,
         )
         result = build_indicators(
@@ -184,6 +198,8 @@ def run_pipeline(
             phenomena=settings.phenomena,
             specs=settings.indicators,
             coverage=settings.coverage,
+            patterns=settings.patterns,
+            checkpoint=lambda df, name: materialize(df, stage / "indicators" / name),
         )
         cells = materialize(result.cells, stage / "cells")
         n_cells = cells.count()
@@ -243,6 +259,8 @@ def run_pipeline(
                 phenomena=list(settings.phenomena),
                 settings=settings.model,
                 rate_parts=rate_parts_from_catalogue(live_specs),
+                # polygons for contiguity weights: one WKT per buurt (~14k), bounded
+                geometry_wkt=_geometry_by_buurt(areas),
             )
         except ValueError as exc:
             # nothing varies between the areas (one buurt, or no data): no typology to fit
@@ -255,17 +273,35 @@ def run_pipeline(
             )
 
     with _stage(timings, "disclosure"):
-        from zicht.models.disclosure import apply_disclosure, disclosure_report
+        from zicht.models.disclosure import (
+            apply_disclosure,
+            disclosure_report,
+            linked_indicators,
+            published_from_audit,
+        )
 
         hierarchy = areas.select("buurt_code", "wijk_code", "gemeente_code")
-        published, audit = apply_disclosure(
-            cells, hierarchy, specs=live_specs, settings=settings.disclosure
+        links = linked_indicators(settings.phenomena, live_specs)
+        _, audit = apply_disclosure(
+            cells,
+            hierarchy,
+            specs=live_specs,
+            settings=settings.disclosure,
+            magnitude_contributors=result.magnitude_contributors,
+            links=links,
         )
         audit = materialize(audit, work / "restricted/disclosure_audit.parquet")
+        # projected from the persisted audit, so the pandas suppression runs once
+        published = published_from_audit(audit, settings=settings.disclosure)
         outputs["restricted/disclosure_audit.parquet"] = _hash_output(
             work, "restricted/disclosure_audit.parquet", audit.count()
         )
-        report = disclosure_report(audit, settings=settings.disclosure)
+        report = disclosure_report(
+            audit,
+            settings=settings.disclosure,
+            dominance_applied=result.magnitude_contributors is not None,
+            links=links,
+        )
         if not report["audit"]["passed"]:
             raise PipelineError(
                 "disclosure audit failed: some suppressed counts can be recovered from the "
@@ -302,6 +338,49 @@ def run_pipeline(
         outputs["export/disclosure_report.json"] = _hash_output(
             work, "export/disclosure_report.json", 1
         )
+        from zicht.jobs.export import build_report_html, scan_export, write_xlsx
+
+        write_xlsx(pub, codebook, work / "export/indicators.xlsx", report=report)
+        outputs["export/indicators.xlsx"] = _hash_output(work, "export/indicators.xlsx", len(pub))
+        # One row per buurt (~14k nationally) with its outline: bounded, drawn on the driver.
+        area_cols = ["buurt_code", "buurt_name", "x", "y", "land_area_ha", "geometry_wkt"]
+        areas_pd = areas.select(*[c for c in area_cols if c in areas.columns]).toPandas()
+        page = build_report_html(
+            pub,
+            areas_pd,
+            phenomena={k: ph.label for k, ph in settings.phenomena.items()},
+            report=report,
+        )
+        (work / "export/report.html").write_text(page, encoding="utf-8")
+        outputs["export/report.html"] = _hash_output(work, "export/report.html", 1)
+        leaks = scan_export(spark, work / "export", input_dir)
+        if leaks:
+            raise PipelineError("leak guard stopped the export: " + "; ".join(leaks[:5]))
+        # The register sits beside the MLflow store (inside the secure environment).
+        from zicht.jobs.export import REGISTER_NAME, register_release, release_entry
+
+        register = work.parent / REGISTER_NAME
+        entry = release_entry(
+            work.name.rsplit("-", 1)[-1],
+            inputs=v.accounting,
+            rules=report["parameters"],
+            phenomena={
+                k: {
+                    "incident_codes": sorted(ph.incident_codes),
+                    "classes": sorted(ph.classes),
+                    "signal_categories": sorted(ph.signal_categories),
+                }
+                for k, ph in settings.phenomena.items()
+            },
+        )
+        conflicts = register_release(register, entry)
+        if conflicts:
+            raise PipelineError(
+                f"release register {register} refuses this export: "
+                + "; ".join(conflicts[:3])
+                + " (a partner could subtract the releases; remove the earlier entry from the "
+                "register only after checking both releases together)"
+            )
 
     return {
         "period": {
@@ -387,6 +466,9 @@ def run(
                 log_area_models(
                     model_result,
                     registered_model_name=settings.model.registered_model_name,
+                    inputs=body["inputs"],
+                    input_dir=str(input_dir),
+                    features_source=str(output_dir / "restricted/area_features.parquet"),
                 )
             manifest = {
                 "run_id": run_id,

@@ -20,6 +20,10 @@ Rules follow ``../shared/CONTRACT.md`` section 3, "Disclosure rules":
   hidden child) or by addition (a hidden parent whose children are all published). Complements
   are chosen greedily and deterministically (smallest published nonzero value, then area code),
   then an audit checks the whole pattern and more complements are added until it passes.
+- linked tables: a phenomenon whose incident codes and classes (or signal categories) are a
+  subset of another's (:func:`linked_indicators`) gives counts whose difference is a count too;
+  such indicators are suppressed as one family per gemeente and year, with the difference as an
+  always-hidden cell that must be protected when it is 1..min_count-1.
 - audit: the classic attacker linear programme (Willenborg and de Waal, *Elements of
   Statistical Disclosure Control*, 2001, ch. 5; Hundepool et al., *Statistical Disclosure
   Control*, 2012, sec. 4.2): variables are the suppressed counts, constraints are the additive
@@ -49,11 +53,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from scipy.optimize import linprog
 
-from zicht.features.settings import UNITS, DisclosureSettings, IndicatorSpec
+from zicht.features.settings import UNITS, DisclosureSettings, IndicatorSpec, Phenomenon
 
 LEVELS = ("buurt", "wijk", "gemeente")
 SUPPRESSED_REASONS = ("primary", "inherited", "secondary")
-REASONS = ("published", *SUPPRESSED_REASONS, "not_applicable", "not_covered")
+LINKED = "linked_difference"  # audit-only rows: broad minus narrow of two linked indicators
+REASONS = ("published", *SUPPRESSED_REASONS, "not_applicable", "not_covered", LINKED)
 PUBLISHED_STATUSES = ("ok", "suppressed", "not_covered", "not_applicable")
 
 # Decimals of the published value per unit (contract section 3: counts and euros whole, rates
@@ -74,10 +79,11 @@ AUDIT_COLUMNS: Mapping[str, str] = {
     "level": "buurt, wijk or gemeente",
     "area_code": "CBS code of the area",
     "year": "calendar year",
-    "indicator": "indicator key of the catalogue",
+    "indicator": "indicator key of the catalogue; BROAD-NARROW for a linked difference row",
     "unit": "unit of the indicator (count, rate, share, euro, km, index)",
     "status": "published status: ok, suppressed, not_covered or not_applicable",
-    "reason": "published, primary, inherited, secondary, not_applicable or not_covered",
+    "reason": "published, primary, inherited, secondary, not_applicable, not_covered, or "
+    "linked_difference (audit only: the never-published count broad minus narrow)",
     "value": "value before rounding and suppression (restricted)",
     "feasible_lower": "suppressed counts: lowest value consistent with the published cells",
     "feasible_upper": "suppressed counts: highest value consistent with the published cells",
@@ -127,6 +133,81 @@ def check_specs(specs: Sequence[IndicatorSpec]) -> dict[str, IndicatorSpec]:
                     f"indicator {spec.key}: {ref!r} must be a count indicator of the catalogue"
                 )
     return by_key
+
+
+def _incident_set_within(a: Phenomenon, b: Phenomenon) -> bool:
+    """Every incident of ``a`` is an incident of ``b`` (``zicht.features.link`` rules: a coded
+    incident by its code, or by its class for a phenomenon without codes; a class-only
+    incident by its class)."""
+    if not (a.incident_codes or a.classes):
+        return False
+    if not set(a.classes) <= set(b.classes):
+        return False
+    if a.incident_codes:
+        return set(a.incident_codes) <= set(b.incident_codes)
+    return not b.incident_codes  # both take coded incidents by class
+
+
+def linked_indicators(
+    phenomena: Mapping[str, Phenomenon], specs: Sequence[IndicatorSpec]
+) -> list[tuple[str, str]]:
+    """``(narrow, broad)`` count indicator pairs whose difference is itself a count.
+
+    Phenomenon A is narrower than B when its incident codes and classes are subsets of B's
+    (for the counts built on incidents: incidents and every kind of suspect count, since the
+    suspects of A's incidents are suspects of B's), or its signal categories a subset of B's
+    (counts built on signals). Which source a count rests on is read from its ``sources``.
+    Identical definitions link too (the difference is 0, and an attacker knows it). Sorted.
+    """
+    counts = {s.key: s for s in specs if s.unit == "count" and s.phenomenon}
+    pairs: list[tuple[str, str]] = []
+    for a_key, a in sorted(phenomena.items()):
+        for b_key, b in sorted(phenomena.items()):
+            if a_key == b_key:
+                continue
+            same = (a.incident_codes, a.classes, a.signal_categories) == (
+                b.incident_codes,
+                b.classes,
+                b.signal_categories,
+            )
+            if same and a_key > b_key:
+                continue  # one direction suffices for identical definitions
+            by_incidents = _incident_set_within(a, b)
+            by_signals = bool(a.signal_categories) and set(a.signal_categories) <= set(
+                b.signal_categories
+            )
+            for key, spec in sorted(counts.items()):
+                if spec.phenomenon != a_key:
+                    continue
+                other = f"{b_key}.{key[len(a_key) + 1 :]}"
+                if other not in counts:
+                    continue
+                sources = {x for src in spec.sources for x in src.split("|")}
+                if ("signals" in sources and by_signals) or (
+                    "signals" not in sources and "incidents" in sources and by_incidents
+                ):
+                    pairs.append((key, other))
+    return sorted(pairs)
+
+
+def _families(links: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Indicator -> family key (its connected component of links, as sorted keys joined by
+    "+"); unlinked indicators are absent and form their own family."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in links:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    members: dict[str, list[str]] = {}
+    for x in list(parent):
+        members.setdefault(find(x), []).append(x)
+    return {x: "+".join(sorted(ms)) for ms in members.values() for x in ms}
 
 
 # --------------------------------------------------------------------------- pandas: one group
@@ -199,14 +280,19 @@ def _pairs(relations: Iterable[Relation]) -> set[tuple[int, int]]:
 
 
 def feasible_intervals(
-    values: np.ndarray, hidden: np.ndarray, relations: Sequence[Relation]
+    values: np.ndarray,
+    hidden: np.ndarray,
+    relations: Sequence[Relation],
+    targets: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Min and max of every hidden cell given the published ones (the attacker's LP).
 
     Variables: the hidden cells, ``>= 0``, integers relaxed to reals. Constraints: every
     relation with at least one hidden cell (published cells move to the right-hand side), and
     ``child <= parent`` where that holds in the data. Returns ``(lower, upper)`` over all rows,
-    NaN for published rows, ``inf`` where nothing bounds a cell from above.
+    NaN for published rows, ``inf`` where nothing bounds a cell from above. ``targets`` (a
+    subset of ``hidden``) limits the solves to the cells whose interval is wanted; the other
+    hidden cells are still variables (e.g. the never-published differences of linked tables).
     """
     n = len(values)
     lower = np.full(n, np.nan)
@@ -291,6 +377,8 @@ def feasible_intervals(
 
     learn(np.array([float(values[row]) for row in var_rows]))
     for row, j in col.items():
+        if targets is not None and not targets[row]:
+            continue
         if not constrained[j]:  # in no relation: anything from 0 up is consistent
             lo_val[j], hi_val[j] = 0.0, np.inf
         objective = np.zeros(nv)
@@ -312,6 +400,19 @@ def feasible_intervals(
     return lower, upper
 
 
+HIDDEN_REASONS = ("primary", "secondary", LINKED)
+
+
+def _sensitive(pdf: pd.DataFrame, *, min_count: int) -> np.ndarray:
+    """Hidden cells whose feasible interval must be wide: every suppressed cell, and every
+    linked difference that is itself a count a primary rule would hide (1..min_count - 1)."""
+    reason = pdf["reason"].to_numpy(dtype=object)
+    values = pdf["value"].to_numpy(dtype=float, na_value=np.nan)
+    known = _known(pdf)
+    small = (values > 0) & (values < min_count)
+    return known & (np.isin(reason, ("primary", "secondary")) | ((reason == LINKED) & small))
+
+
 def audit_group(
     pdf: pd.DataFrame,
     *,
@@ -320,21 +421,23 @@ def audit_group(
 ) -> pd.DataFrame:
     """The audit of one group: feasible interval and protection of every suppressed count.
 
-    ``pdf`` holds one gemeente's count cells of one indicator and year: ``level, area_code,
-    parent_code`` (wijk of a buurt, gemeente of a wijk, null for the gemeente), ``value,
-    status`` and ``reason``; cells whose reason is primary or secondary are the hidden ones.
-    Returns a copy with ``feasible_lower``, ``feasible_upper`` (null unless hidden) and
-    ``protected`` (null unless hidden).
+    ``pdf`` holds one gemeente's count cells of one indicator (or one family of linked
+    indicators, with their difference rows) and year: ``level, area_code, parent_code, value,
+    status`` and ``reason``; cells whose reason is primary, secondary or linked_difference are
+    the hidden ones. Returns a copy with ``feasible_lower``, ``feasible_upper`` and
+    ``protected``, set for the suppressed cells and the linked differences a primary rule
+    would hide (null elsewhere).
     """
     out = pdf.reset_index(drop=True).copy()
     rels = build_relations(out) if relations is None else list(relations)
     values = out["value"].to_numpy(dtype=float, na_value=np.nan)
-    hidden = (out["reason"].isin(("primary", "secondary")).to_numpy()) & _known(out)
-    lower, upper = feasible_intervals(values, hidden, rels)
-    out["feasible_lower"] = lower
-    out["feasible_upper"] = upper
+    hidden = (out["reason"].isin(HIDDEN_REASONS).to_numpy()) & _known(out)
+    targets = _sensitive(out, min_count=settings.min_count)
+    lower, upper = feasible_intervals(values, hidden, rels, targets)
+    out["feasible_lower"] = np.where(targets, lower, np.nan)
+    out["feasible_upper"] = np.where(targets, upper, np.nan)
     protected = pd.Series(pd.NA, index=out.index, dtype="boolean")
-    protected[hidden] = (upper[hidden] - lower[hidden]) >= settings.protection_width - _EPS
+    protected[targets] = (upper[targets] - lower[targets]) >= settings.protection_width - _EPS
     out["protected"] = protected
     return out
 
@@ -345,52 +448,137 @@ def _cheapest(candidates: Iterable[int], values: np.ndarray, codes: np.ndarray) 
     return best[0] if best else None
 
 
+def difference_key(narrow: str, broad: str) -> str:
+    """Name of the never-published difference ``broad - narrow`` of two linked indicators."""
+    return f"{broad}-{narrow}"
+
+
+def _with_differences(
+    df: pd.DataFrame, links: Sequence[tuple[str, str]]
+) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """``df`` plus one difference row per linked pair and area (both cells known), reason
+    linked_difference: the count an attacker gets by subtracting the narrower table; and the
+    links kept. A pair whose difference is negative somewhere is no subset relation in this
+    group (a count that is not monotone in the incident set) and is dropped: ``broad -
+    narrow`` is then no count, and a free difference tells the attacker nothing."""
+    known = df[_known(df)]
+    extra: list[pd.DataFrame] = []
+    kept: list[tuple[str, str]] = []
+    for narrow, broad in links:
+        a = known[known["indicator"] == narrow].set_index(["level", "area_code"])
+        b = known[known["indicator"] == broad].set_index(["level", "area_code"])
+        both = b.index.intersection(a.index)
+        if not len(both):
+            continue
+        d = b.loc[both].copy()
+        d["value"] = b.loc[both, "value"].to_numpy() - a.loc[both, "value"].to_numpy()
+        if (d["value"] < -_EPS).any():
+            continue
+        kept.append((narrow, broad))
+        d["indicator"] = difference_key(narrow, broad)
+        d["reason"] = LINKED
+        extra.append(d.reset_index())
+    if not extra:
+        return df, kept
+    return pd.concat([df, *extra], ignore_index=True), kept
+
+
+def group_relations(df: pd.DataFrame, links: Sequence[tuple[str, str]]) -> list[Relation]:
+    """Hierarchy relations per indicator of the group (and per difference), then one
+    ``broad = narrow + difference`` relation per linked pair and area; positions refer to
+    ``df``'s rows."""
+    relations: list[Relation] = []
+    for _, sub in df.groupby("indicator", sort=True):
+        pos = sub.index.to_numpy()
+        for rel in build_relations(sub.reset_index(drop=True)):
+            relations.append(
+                Relation(int(pos[rel.parent]), tuple(int(pos[c]) for c in rel.children), rel.sense)
+            )
+    row_of = {
+        (str(ind), str(lv), str(code)): i
+        for i, (ind, lv, code) in enumerate(
+            zip(df["indicator"], df["level"], df["area_code"], strict=True)
+        )
+    }
+    for narrow, broad in links:
+        diff = difference_key(narrow, broad)
+        for (ind, lv, code), d in sorted(row_of.items()):
+            if ind != diff:
+                continue
+            b, a = row_of[(broad, lv, code)], row_of[(narrow, lv, code)]
+            relations.append(Relation(b, (a, d), "eq"))
+    return relations
+
+
 def suppress_group(
     pdf: pd.DataFrame,
     *,
     settings: DisclosureSettings,
+    links: Sequence[tuple[str, str]] = (),
+    secondary: bool = True,
 ) -> pd.DataFrame:
     """Primary and secondary suppression of one group, audited; pure pandas.
 
     One group is one gemeente's count cells (the gemeente, its wijken and its buurten) for one
-    indicator and year: ``level, area_code, parent_code, value, status`` plus any passthrough
-    columns (e.g. ``indicator, year, gemeente_code``). Returns them sorted (level, area_code)
-    with ``reason`` (published, primary, secondary, not_applicable, not_covered), ``status``
-    (ok, suppressed, not_applicable, not_covered; a cell that is ok without a value becomes
-    not_applicable), ``feasible_lower``, ``feasible_upper`` and ``protected``.
+    year and one indicator, or one family of linked indicators (``links``: ``(narrow, broad)``
+    pairs whose cells satisfy ``narrow <= broad`` because one set holds the other):
+    ``level, area_code, parent_code, value, status`` plus ``indicator`` when there are links,
+    and any passthrough columns (e.g. ``year, gemeente_code``). Returns them sorted
+    (indicator, level, area_code) with ``reason`` (published, primary, secondary,
+    not_applicable, not_covered, and linked_difference for the added difference rows),
+    ``status`` (ok, suppressed, not_applicable, not_covered; a cell that is ok without a value
+    becomes not_applicable), ``feasible_lower``, ``feasible_upper`` and ``protected``.
 
-    Complements: for a relation with exactly one hidden cell, the hidden child is covered by
-    the cheapest published nonzero sibling, else by its parent, else by a zero sibling (a cell
-    hidden among zeros stays recoverable in practice, so zeros come last); a hidden parent by
-    its cheapest nonzero child, else a zero child. Then the LP audit runs; each unprotected
-    cell draws the cheapest published nonzero cell of its relations (else of the group), and
-    both steps repeat until the audit passes. Each round hides at least one more cell, so this
-    ends; with every cell hidden nothing is fixed and every interval is open above.
+    Linked tables: ``broad - narrow`` is a count too (e.g. the drug incidents that are not
+    production), never published, so it enters as an always-hidden cell with the relation
+    ``broad = narrow + difference`` per area and its own hierarchy relations; a difference in
+    1..min_count - 1 must be protected like a suppressed cell.
+
+    Complements: for a relation with exactly one hidden cell (that needs protection), the
+    hidden child is covered by the cheapest published nonzero sibling, else by its parent,
+    else by a zero sibling (a cell hidden among zeros stays recoverable in practice, so zeros
+    come last); a hidden parent by its cheapest nonzero child, else a zero child. Then the LP
+    audit runs; each unprotected cell draws the cheapest published nonzero cell of its
+    relations (else of the group), and both steps repeat until the audit passes. Each round
+    hides at least one more cell, so this ends; with every cell hidden nothing is fixed and
+    every interval is open above. ``secondary=False`` (tests only: it shows the audit catches a
+    pattern with primary suppression alone) skips the complements and only audits.
     """
     df = pdf.copy()
+    if "indicator" not in df.columns:
+        df["indicator"] = ""
+    df["reason"] = None
+    if links:
+        df, links = _with_differences(df, links)
     df["_rank"] = df["level"].map(lambda lv: -_LEVEL_RANK.get(str(lv), -1))
-    df = df.sort_values(["_rank", "area_code"], kind="mergesort").drop(columns="_rank")
+    df = df.sort_values(["indicator", "_rank", "area_code"], kind="mergesort").drop(columns="_rank")
     df = df.reset_index(drop=True)
     n = len(df)
     values = df["value"].to_numpy(dtype=float, na_value=np.nan)
-    codes = df["area_code"].astype(str).to_numpy()
+    codes = (df["indicator"].astype(str) + "|" + df["area_code"].astype(str)).to_numpy()
     known = _known(df)
+    is_diff = (df["reason"] == LINKED).to_numpy()
 
     reason = np.full(n, "published", dtype=object)
     reason[(df["status"] == "not_applicable").to_numpy()] = "not_applicable"
     reason[(df["status"] == "ok").to_numpy() & ~known] = "not_applicable"
     reason[(df["status"] == "not_covered").to_numpy()] = "not_covered"
-    primary = known & (values > 0) & (values < settings.min_count)
+    primary = known & (values > 0) & (values < settings.min_count) & ~is_diff
     reason[primary] = "primary"
+    reason[is_diff] = LINKED
 
-    relations = build_relations(df)
+    relations = group_relations(df, links)
     member_of: dict[int, list[Relation]] = {}
     for rel in relations:
         for i in (rel.parent, *rel.children):
             member_of.setdefault(i, []).append(rel)
+    diff_small = is_diff & known & (values > 0) & (values < settings.min_count)
 
     def hidden(i: int) -> bool:
-        return reason[i] in ("primary", "secondary")
+        return reason[i] in HIDDEN_REASONS
+
+    def needs_protection(i: int) -> bool:
+        return reason[i] in ("primary", "secondary") or bool(diff_small[i])
 
     def open_(i: int) -> bool:
         return known[i] and not hidden(i)
@@ -417,7 +605,7 @@ def suppress_group(
                     continue  # an inequality pins nothing by itself; the audit checks it
                 members = (rel.parent, *rel.children)
                 hid = [i for i in members if hidden(i)]
-                if len(hid) != 1:
+                if len(hid) != 1 or not needs_protection(hid[0]):
                     continue
                 pick = complement_for_singleton(rel, hid[0])
                 if pick is not None:
@@ -426,10 +614,11 @@ def suppress_group(
 
     audited = df.assign(reason=reason)
     for _ in range(n + 1):
-        close_singletons()
+        if secondary:
+            close_singletons()
         audited = audit_group(df.assign(reason=reason), settings=settings, relations=relations)
         unprotected = audited.index[audited["protected"].eq(False).fillna(False)].tolist()
-        if not unprotected:
+        if not unprotected or not secondary:
             break
         added = False
         for u in sorted(unprotected, key=lambda i: codes[i]):
@@ -449,7 +638,10 @@ def suppress_group(
     status = out["status"].astype(object).to_numpy().copy()
     status[np.isin(reason, ("primary", "secondary"))] = "suppressed"
     status[reason == "not_applicable"] = "not_applicable"
+    status[reason == LINKED] = "suppressed"  # never published; the partner table drops them
     out["status"] = status
+    if "indicator" not in pdf.columns:
+        out = out.drop(columns="indicator")
     return out
 
 
@@ -493,12 +685,20 @@ def _area_map(hierarchy: DataFrame) -> DataFrame:
     )
 
 
-def _count_group_fn(settings: DisclosureSettings) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def _count_group_fn(
+    settings: DisclosureSettings,
+    links: Sequence[tuple[str, str]],
+    secondary: bool,
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The per-group function for ``applyInPandas`` (a plain typed function: Spark reads its
-    hints; it pickles ``settings``, a small frozen dataclass, to the workers)."""
+    hints; it pickles ``settings``, a small frozen dataclass, and the links to the workers)."""
 
     def run(pdf: pd.DataFrame) -> pd.DataFrame:
-        out = suppress_group(pdf, settings=settings)
+        present = set(pdf["indicator"])
+        mine = [(a, b) for a, b in links if a in present and b in present]
+        out = suppress_group(
+            pdf.drop(columns="family"), settings=settings, links=mine, secondary=secondary
+        )
         # Arrow wants plain True / False / None for a nullable boolean column.
         out["protected"] = [None if pd.isna(v) else bool(v) for v in out["protected"]]
         return out[_COUNT_OUT_COLUMNS]
@@ -537,6 +737,8 @@ def apply_disclosure(
     specs: Sequence[IndicatorSpec],
     settings: DisclosureSettings,
     magnitude_contributors: DataFrame | None = None,
+    links: Sequence[tuple[str, str]] = (),
+    secondary: bool = True,
 ) -> tuple[DataFrame, DataFrame]:
     """Primary, secondary and inherited suppression, rounding and the audit.
 
@@ -548,11 +750,23 @@ def apply_disclosure(
     total held by its ``dominance_n`` largest contributors), either nullable. Without it,
     magnitudes are published as computed (the catalogue has none yet).
 
-    Returns ``(published, audit)``. ``published`` is a projection of ``audit``: a job writing
-    both should persist ``audit`` first, or the pandas step runs once per output. Cells of an
-    indicator outside ``specs`` fail closed (suppressed, reason primary).
+    ``links``: ``(narrow, broad)`` pairs of count indicators whose difference is a count too
+    (:func:`linked_indicators`); each connected family of linked indicators is suppressed and
+    audited as one group per gemeente and year, and the audit gets one ``linked_difference``
+    row per pair and area. ``secondary=False`` turns complementary suppression off: only for
+    the test that shows the audit then fails.
+
+    Returns ``(published, audit)``. ``published`` is :func:`published_from_audit` of
+    ``audit``: a job writing both should persist ``audit`` first and project the persisted
+    copy, or the pandas step runs once per output. Cells of an indicator outside ``specs``
+    fail closed (suppressed, reason primary).
     """
     by_key = check_specs(specs)
+    for narrow, broad in links:
+        for ref in (narrow, broad):
+            if ref not in by_key or by_key[ref].unit != "count":
+                raise DisclosureError(f"link {narrow} < {broad}: {ref!r} is not a count")
+    family_of = _literal_map(_families(links))
     unit_of = _literal_map({k: s.unit for k, s in by_key.items()})
     num_of = _literal_map({k: s.numerator for k, s in by_key.items()})
     den_of = _literal_map({k: s.denominator for k, s in by_key.items()})
@@ -603,8 +817,9 @@ def apply_disclosure(
             "value",
             "status",
         )
-        .groupBy("indicator", "year", "gemeente_code")
-        .applyInPandas(_count_group_fn(settings), count_schema)
+        .withColumn("family", F.coalesce(family_of[F.col("indicator")], F.col("indicator")))
+        .groupBy("family", "year", "gemeente_code")
+        .applyInPandas(_count_group_fn(settings, links, secondary), count_schema)
         .withColumn("unit", F.lit("count"))
     )
 
@@ -702,7 +917,13 @@ def apply_disclosure(
         "feasible_upper",
         "protected",
     )
-    published = audit.select(
+    return published_from_audit(audit, settings=settings), audit
+
+
+def published_from_audit(audit: DataFrame, *, settings: DisclosureSettings) -> DataFrame:
+    """The partner cells: the audit without its difference rows, values rounded per unit and
+    emptied unless the status is ok."""
+    return audit.filter(F.col("reason") != F.lit(LINKED)).select(
         "level",
         "area_code",
         "year",
@@ -713,7 +934,6 @@ def apply_disclosure(
         ).alias("value"),
         "status",
     )
-    return published, audit
 
 
 # --------------------------------------------------------------------------- report
@@ -736,6 +956,12 @@ RULES: tuple[tuple[str, str], ...] = (
         "indicator and year, so that no suppressed count follows by subtraction or addition",
     ),
     (
+        "secondary_linked_tables",
+        "a phenomenon and a narrower one (incident codes, classes or signal categories a "
+        "subset) are suppressed together: their difference is a count, never published, and "
+        "one from 1 to min_count - 1 must stay as protected as a suppressed cell",
+    ),
+    (
         "audit_feasible_interval",
         "linear programme (HiGHS) per gemeente, indicator and year: the feasible interval of "
         "every suppressed count must be at least protection_width wide",
@@ -749,12 +975,17 @@ def disclosure_report(
     *,
     settings: DisclosureSettings,
     dominance_applied: bool = False,
+    links: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
-    """``disclosure_report.json``: rules applied, per level cell counts, the audit verdict.
+    """``disclosure_report.json``: rules applied, per level cell counts, the audit verdict and
+    the information loss.
 
     Per level it gives how many cells are published, suppressed, not_applicable and
     not_covered, never which rule suppressed a cell (that split would tell partners something
-    about the values). Collects one small aggregate to the driver: a few rows per level.
+    about the values). Information loss: of the count cells at or above ``min_count`` (cells
+    no primary rule hides), the share secondary suppression hides, per level and overall; it
+    is an aggregate over every indicator and area, so it bounds no single cell. Collects one
+    small aggregate to the driver: a few rows per level.
     """
     rules: list[dict[str, Any]] = [{"name": n, "description": d} for n, d in RULES]
     rules.append(
@@ -775,13 +1006,25 @@ def disclosure_report(
         "protection_width": settings.protection_width,
         "rounding_base": settings.rounding_base,
     }
-    # Small by construction: at most 3 levels x 4 statuses plus one verdict row.
+    is_diff = F.col("reason") == F.lit(LINKED)
+    large = (
+        (F.col("unit") == "count")
+        & ~is_diff
+        & F.col("value").isNotNull()
+        & (F.col("value") >= settings.min_count)
+        & F.col("status").isin("ok", "suppressed")
+    )
+    # Small by construction: at most 3 levels x 4 statuses x 2 (differences or not).
     rows = (
-        audit.groupBy("level", "status")
+        audit.groupBy("level", "status", is_diff.alias("is_diff"))
         .agg(
             F.count(F.lit(1)).alias("cells"),
             F.sum(F.when(F.col("protected") == F.lit(False), 1).otherwise(0)).alias("unprotected"),
             F.sum(F.when(F.col("protected").isNotNull(), 1).otherwise(0)).alias("audited"),
+            F.sum(F.when(large, 1).otherwise(0)).alias("large"),
+            F.sum(F.when(large & (F.col("reason") == "secondary"), 1).otherwise(0)).alias(
+                "large_secondary"
+            ),
         )
         .collect()
     )
@@ -789,21 +1032,45 @@ def disclosure_report(
         lv: {"published": 0, "suppressed": 0, "not_applicable": 0, "not_covered": 0}
         for lv in LEVELS
     }
-    unprotected = 0
-    audited = 0
+    loss_counts: dict[str, list[int]] = {lv: [0, 0] for lv in LEVELS}
+    unprotected = audited = diff_audited = diff_unprotected = 0
     for r in rows:
-        key = "published" if r["status"] == "ok" else str(r["status"])
-        levels.setdefault(str(r["level"]), {})[key] = int(r["cells"])
         unprotected += int(r["unprotected"])
         audited += int(r["audited"])
+        if r["is_diff"]:
+            diff_audited += int(r["audited"])
+            diff_unprotected += int(r["unprotected"])
+            continue
+        key = "published" if r["status"] == "ok" else str(r["status"])
+        levels.setdefault(str(r["level"]), {})[key] = int(r["cells"])
+        lc = loss_counts.setdefault(str(r["level"]), [0, 0])
+        lc[0] += int(r["large"])
+        lc[1] += int(r["large_secondary"])
+
+    def share(n: int, d: int) -> float | None:
+        return round(n / d, 4) if d else None
+
+    total_large = sum(v[0] for v in loss_counts.values())
+    total_secondary = sum(v[1] for v in loss_counts.values())
     return {
         "rules": rules,
         "parameters": parameters,
+        "linked_tables": [{"narrow": a, "broad": b} for a, b in links],
         "levels": levels,
+        "information_loss": {
+            "definition": "share of the count cells at or above min_count (which no primary "
+            "rule hides) that secondary suppression hides",
+            "overall": share(total_secondary, total_large),
+            "count_cells_at_or_above_min": total_large,
+            "hidden_by_secondary": total_secondary,
+            "per_level": {lv: share(v[1], v[0]) for lv, v in loss_counts.items()},
+        },
         "audit": {
             "passed": unprotected == 0,
             "audited_cells": audited,
             "unprotected_cells": unprotected,
+            "linked_differences_audited": diff_audited,
+            "linked_differences_unprotected": diff_unprotected,
             "protection_width": settings.protection_width,
         },
     }

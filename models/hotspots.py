@@ -1,4 +1,4 @@
-"""Local hot spots: spatial weights between buurten and the Getis-Ord Gi* statistic.
+"""Local hot spots: spatial weights between buurten, Getis-Ord Gi* and local Moran's I.
 
 Reads nothing and writes nothing: plain numpy/scipy arrays in, arrays out. The caller
 (``zicht.models.typology``) holds one value per buurt on the driver; areas are few (about 14k
@@ -7,7 +7,9 @@ buurten nationally), so a sparse n x n weights matrix with k nonzeros per row is
 Methods
 - Neighbours: the ``k`` nearest buurt centroids (RD New metres, ``scipy.spatial.cKDTree``), or
   queen contiguity of the buurt polygons (two buurten are neighbours when their polygons share at
-  least one boundary point; shapely ``STRtree``) when the areas table carries ``geometry_wkt``.
+  least one boundary point; shapely ``STRtree``) when the areas table carries ``geometry_wkt``;
+  a buurt without a contiguous neighbour (an island, a missing polygon) takes its k nearest
+  centroids (:func:`spatial_weights`).
 - Gi*: Getis & Ord (1992), with the moments of Ord & Getis (1995), eq. 4.3 ("star": the focal
   buurt counts as its own neighbour, weight 1 on the diagonal):
 
@@ -17,6 +19,8 @@ Methods
   deviation of x over all n units. For binary weights this equals esda's
   ``G_Local(star=True, transform="B")`` (the test checks that); unlike esda's row-standardised
   variant it does not change when a row of weights is scaled.
+- Local Moran's I: Anselin (1995), on row-standardised weights, as esda's ``Moran_Local``
+  (same I and quadrant HH/LH/LL/HL, checked in the tests): ``I_i = (n - 1) z_i lag_i / sum z^2``.
 - Pseudo p-values: conditional permutation (Anselin 1995) as in esda: the focal value stays,
   the neighbours' values are drawn without replacement from the other n - 1 units; the p-value is
   folded (the smaller tail), ``(larger + 1) / (permutations + 1)``.
@@ -26,6 +30,7 @@ Methods
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -37,12 +42,17 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 __all__ = [
+    "QUADRANT_LABELS",
+    "LocalMoran",
     "benjamini_hochberg",
     "contiguity_weights",
     "getis_ord_gi_star",
     "gi_star_permutation_p",
     "knn_neighbours",
     "knn_weights",
+    "local_moran",
+    "row_standardise",
+    "spatial_weights",
 ]
 
 
@@ -112,6 +122,33 @@ def contiguity_weights(wkt: Sequence[str | None]) -> sp.csr_matrix:
     return sp.csr_matrix(w)
 
 
+def spatial_weights(
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    k: int,
+    wkt: Sequence[str | None] | None = None,
+) -> tuple[sp.csr_matrix, str]:
+    """Binary neighbour weights between buurten: polygon contiguity when polygons are there.
+
+    With ``wkt`` holding at least one polygon: queen contiguity (:func:`contiguity_weights`),
+    and a buurt with no contiguous neighbour (an island such as a Wadden buurt, or a buurt whose
+    polygon is missing) takes its ``k`` nearest centroids instead, so that no unit's statistic
+    is computed on itself alone (libpysal's ``attach_islands`` does the same with one
+    neighbour). Without polygons: the ``k`` nearest centroids for every unit. Returns the
+    weights and ``"contiguity"`` or ``"knn"``.
+    """
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if wkt is None or not any(g for g in wkt):
+        return knn_weights(xs, ys, k), "knn"
+    w = contiguity_weights(wkt).tolil()
+    islands = np.flatnonzero(np.asarray(w.sum(axis=1)).ravel() == 0)
+    if len(islands) and k > 0 and len(xs) > 1:
+        nb = knn_neighbours(xs, ys, k)
+        for i in islands:
+            w[i, nb[i]] = 1.0
+    return sp.csr_matrix(w), "contiguity"
+
+
 def _with_self(weights: sp.spmatrix | sp.sparray, self_weight: float) -> sp.csr_matrix:
     w = sp.csr_matrix(weights, dtype=float, copy=True)
     if w.shape[0] != w.shape[1]:
@@ -173,6 +210,30 @@ def gi_star_permutation_p(
     sum is a monotone function of the z-score.
     """
     x = np.asarray(values, dtype=float).ravel()
+    if len(x) and np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())):
+        # constant values: every draw ties the observed sum, and folding the tie would give the
+        # smallest p-value possible; there is nothing to test
+        return np.ones(len(x))
+    return _conditional_permutation_p(
+        x, weights, np.ones(len(x)), permutations=permutations, seed=seed
+    )
+
+
+def _conditional_permutation_p(
+    x: FloatArray,
+    weights: sp.spmatrix | sp.sparray,
+    direction: FloatArray,
+    *,
+    permutations: int,
+    seed: int,
+) -> FloatArray:
+    """Folded pseudo p-values of a local statistic ``direction_i * sum_j w_ij x_j`` (up to a
+    positive factor per unit), by conditional permutation of the neighbours' values.
+
+    Gi* passes ``direction = 1``; local Moran passes the focal z-value, since ``I_i`` is
+    ``z_i`` times the spatial lag. A unit with ``direction_i == 0`` has the same statistic in
+    every draw and gets p = 1 (nothing to test).
+    """
     n = len(x)
     if permutations < 1:
         raise ValueError("permutations must be at least 1")
@@ -204,12 +265,82 @@ def gi_star_permutation_p(
             ids = draws[:, :k][None, :, :]  # (1, P, k)
             ids = ids + (ids >= units[:, None, None])  # (u, P, k)
             sims = np.einsum("upk,uk->up", x[ids], wk)  # (u, P)
-            larger[units] = (sims >= observed[units, None]).sum(axis=1)
+            d = direction[units, None]
+            larger[units] = (d * sims >= d * observed[units, None]).sum(axis=1)
     below = (permutations - larger) < larger
     larger[below] = permutations - larger[below]
     p = (larger + 1.0) / (permutations + 1.0)
-    p[card == 0] = 1.0
+    p[(card == 0) | (direction == 0)] = 1.0
     return np.asarray(p, dtype=float)
+
+
+# --------------------------------------------------------------------------- local Moran
+
+
+QUADRANT_LABELS = {1: "HH", 2: "LH", 3: "LL", 4: "HL"}
+
+
+@dataclass(frozen=True)
+class LocalMoran:
+    """Local Moran's I per unit (Anselin 1995), esda's conventions.
+
+    ``i``: ``(n - 1) z_i lag_i / sum(z^2)`` with z the standardised values and ``lag`` the
+    row-standardised spatial lag of z. ``quadrant``: 1 HH (high among high), 2 LH (low among
+    high), 3 LL, 4 HL, esda's ``q`` (a value exactly at the mean counts as low). ``p``: folded
+    permutation pseudo p-value (NaN when not computed).
+    """
+
+    i: FloatArray
+    quadrant: npt.NDArray[np.int64]
+    p: FloatArray
+
+    @property
+    def labels(self) -> npt.NDArray[np.object_]:
+        return np.array([QUADRANT_LABELS[int(q)] for q in self.quadrant], dtype=object)
+
+
+def row_standardise(weights: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    """Each row divided by its sum; a row without neighbours stays zero (esda's islands)."""
+    w = sp.csr_matrix(weights, dtype=float, copy=True)
+    w.setdiag(0.0)
+    w.eliminate_zeros()
+    rs = np.asarray(w.sum(axis=1)).ravel()
+    inv = np.divide(1.0, rs, out=np.zeros_like(rs), where=rs > 0)
+    return sp.csr_matrix(sp.diags(inv) @ w)
+
+
+def local_moran(
+    values: npt.ArrayLike,
+    weights: sp.spmatrix | sp.sparray,
+    *,
+    permutations: int = 0,
+    seed: int = 0,
+) -> LocalMoran:
+    """Local Moran's I on row-standardised ``weights`` (esda ``Moran_Local(transformation="r")``).
+
+    Values must be finite. Constant values give I = 0, quadrant LL and p = 1. With
+    ``permutations`` > 0, p-values come from the same conditional permutation as Gi* (seeded).
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    n = len(x)
+    if weights.shape != (n, n):
+        raise ValueError(f"weights shape {weights.shape} does not match {n} values")
+    if not np.isfinite(x).all():
+        raise ValueError("local Moran needs finite values for every unit; impute or smooth first")
+    w = row_standardise(weights)
+    sd = x.std()
+    constant = n < 2 or sd <= 1e-12 * max(1.0, abs(x.mean()))
+    z = np.zeros(n) if constant else (x - x.mean()) / sd
+    lag = w @ z
+    den = float((z * z).sum())
+    i = (n - 1) * z * lag / den if den > 0 else np.zeros(n)
+    high, high_lag = z > 0, lag > 0
+    quadrant = np.where(high, np.where(high_lag, 1, 4), np.where(high_lag, 2, 3)).astype(np.int64)
+    if permutations > 0 and n > 2:
+        p = _conditional_permutation_p(z, w, z, permutations=permutations, seed=seed)
+    else:
+        p = np.full(n, np.nan)
+    return LocalMoran(i=np.asarray(i, dtype=float), quadrant=quadrant, p=p)
 
 
 def benjamini_hochberg(p_values: npt.ArrayLike, alpha: float) -> tuple[BoolArray, FloatArray]:

@@ -1,16 +1,20 @@
-"""Area models: a typology of buurten, an anomaly score and Gi* hot spots per phenomenon.
+"""Area models: a typology of buurten, an anomaly score and hot spots per phenomenon.
 
 Reads the area features (one row per buurt and year: ``buurt_code``, ``year``, ``x``, ``y`` and
 numeric ``<phenomenon>_<indicator>`` / ``context_<indicator>`` columns, see DEVELOPERS.md) as a
-pandas DataFrame and returns :class:`AreaModelResult`; writes nothing (``zicht.jobs.track`` logs
-the result to MLflow). The rows of ``restricted/area_typology.parquet`` (contract section 3) are
+pandas DataFrame, and optionally the buurt polygons (``buurt_code -> geometry_wkt``); returns
+:class:`AreaModelResult`; writes nothing (``zicht.jobs.track`` logs the result to MLflow). The
+rows of ``restricted/area_typology.parquet`` (contract section 3) are
 ``AreaModelResult.typology``.
 
-Everything here runs on the driver with pandas and scikit-learn. That is safe because the data
-is small by construction: one row per buurt and year, about 14k buurten nationally, a few years
-and a few dozen features, so a few MB. The whole stage on 14k synthetic buurten x 40 features
-takes about 9 s on one core (k-means, mixture, 5 bootstraps, isolation forest, Gi* with 199
-permutations for 5 phenomena).
+Scale: everything here runs on the driver with pandas and scikit-learn, on purpose. Areas are
+few by construction (one row per buurt and year, about 14k buurten nationally, a few years and a
+few dozen features: a few MB), so a distributed fit would only add overhead. Measured with one
+native thread on a loaded two-core machine, 14k synthetic buurten x 40 features, one year: about
+20 s for the whole stage (three candidates with five half-sample refits each ~14 s, of which
+HDBSCAN ~6 s; isolation forest and its importance ~4 s; Gi* and local Moran with 199
+permutations for 3 phenomena ~2 s). Years multiply the row count; HDBSCAN's spanning tree is
+O(n^2) in rows, the rest about linear.
 
 Steps (``fit_area_models``):
 
@@ -28,19 +32,39 @@ Steps (``fit_area_models``):
    leave the column unscaled.
 3. Missing values (rates where the denominator is 0 and no smoothing applied, areas a source does
    not cover) are imputed with the column median; constant columns are dropped.
-4. Typology: k-means (``settings.n_clusters``, reduced when there are fewer distinct areas,
-   fixed ``n_init``, ``random_state=settings.seed``), clusters numbered by size (0 = largest).
-   A Gaussian mixture with the same number of components is the second candidate, compared by
-   silhouette on the same scaled space (BIC reported); stability is the mean adjusted Rand index
-   between the full fit and fits on a few seeded bootstrap samples.
-5. ``anomaly_score``: ``-IsolationForest.score_samples`` on the scaled space (higher is more
-   unusual; Liu, Ting & Zhou 2008).
-6. Hot spots: Getis-Ord Gi* (``zicht.models.hotspots``) of the smoothed
-   ``<P>_incidents_per_1000`` per phenomenon and year, on binary weights to the ``settings.knn``
-   nearest buurt centroids of that year, plus the number of buurten that stay hot after
-   permutation p-values and Benjamini-Hochberg at ``settings.fdr_alpha``.
-7. Profiles in plain words: per cluster, the features whose mean standardised value is furthest
-   from 0.
+4. Typology candidates (:class:`TypologyClusterer`), all on the same scaled space Z:
+   k-means (``settings.n_clusters``), a Gaussian mixture with diagonal covariances and the same
+   number of components (BIC reported, for the mixture only), and HDBSCAN (``min_cluster_size``
+   1 % of the area-years, at least 10; it finds its own number of types and leaves areas that
+   fit none as noise, ``cluster = -1``). HDBSCAN clusters the first few principal components of
+   Z: density estimates degrade in 40 dimensions (distances concentrate) and so does its tree
+   search (26 s at 14k x 40, 2 s on 5 components).
+   **One criterion decides**: the silhouette on Z (the same seeded sample of at most 4000 rows
+   for every candidate; HDBSCAN's noise counts as a group of its own, since those areas are
+   published with ``cluster = -1`` and the criterion should judge the labelling we publish).
+   The candidate with the highest silhouette is chosen (ties: k-means, mixture, HDBSCAN, the
+   order of simplicity); a candidate that finds fewer than two groups is not eligible.
+   Silhouette favours compact, convex groups, so it leans toward k-means; a researcher who
+   wants density-based types can compare them with ``zicht experiment``. Stability, reported
+   for every candidate and not used to choose: the mean adjusted Rand index between the full
+   fit and fits on five seeded half-samples of the rows drawn without replacement
+   (subsampling rather than the classical bootstrap: duplicated rows would fake density for
+   HDBSCAN; half rather than 80 %: HDBSCAN's spanning tree costs O(n^2)), each resample's
+   model labelling all rows (HDBSCAN's minimum cluster size halved with the sample). Types are numbered by size (0 = largest).
+5. ``anomaly_score``: ``-IsolationForest.score_samples`` on Z (higher is more unusual; Liu, Ting
+   & Zhou 2008); robust to tiny populations because it sees smoothed rates. Its feature
+   importance is a permutation importance on the areas it flags (``anomaly_contamination``):
+   the mean drop of their score when one feature's values are drawn at random from all areas
+   (seeded; at most 1000 flagged areas).
+6. Hot spots (``zicht.models.hotspots``) of the smoothed ``<P>_incidents_per_1000`` per
+   phenomenon and year, on polygon contiguity when ``geometry_wkt`` is given (islands take
+   their ``settings.knn`` nearest centroids), else on the ``settings.knn`` nearest centroids:
+   Getis-Ord Gi* z (``hotspot_z_<P>``) and local Moran's I (``moran_i_<P>``) with permutation
+   p-values (``settings.permutations``, seeded) and Benjamini-Hochberg q-values per year
+   (``hotspot_q_<P>``, ``moran_q_<P>``); ``moran_type_<P>`` is the Moran quadrant (HH, LL, HL,
+   LH) where ``moran_q_<P> <= settings.fdr_alpha``, else ``ns``.
+7. Profiles in plain words: per type, the features whose mean standardised value is furthest
+   from 0 ("type 2: high drugs incidents per 1000, low context inhabitants").
 """
 
 from __future__ import annotations
@@ -48,49 +72,72 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.cluster import KMeans
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.cluster import HDBSCAN, KMeans
+from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.impute import SimpleImputer
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from zicht.features.settings import SENSITIVE_FEATURE_WORDS, IndicatorSpec, ModelSettings
 from zicht.models.hotspots import (
+    QUADRANT_LABELS,
     benjamini_hochberg,
     getis_ord_gi_star,
     gi_star_permutation_p,
-    knn_weights,
+    local_moran,
+    spatial_weights,
 )
 
 __all__ = [
+    "ALGORITHMS",
     "AreaFeatureTransformer",
     "AreaModelResult",
+    "CandidateResult",
+    "PreparedAreas",
+    "TypologyClusterer",
+    "TypologySpec",
+    "candidate_table",
+    "choose_candidate",
+    "default_specs",
+    "evaluate_candidates",
     "fit_area_models",
+    "prepare_area_features",
     "rate_parts_by_convention",
     "rate_parts_from_catalogue",
 ]
 
 KEY_COLUMNS = ("buurt_code", "year", "x", "y")
+ALGORITHMS = ("kmeans", "gmm", "hdbscan")  # also the tie-break order: simplest first
 KMEANS_N_INIT = 10
-BOOTSTRAPS = 5
-BOOTSTRAP_N_INIT = 3  # a stability check, not the chosen model: fewer restarts suffice
+RESAMPLES = 5
+RESAMPLE_SHARE = 0.5  # half-samples (Lange et al. 2004); HDBSCAN's MST is O(n^2)
+RESAMPLE_N_INIT = 3  # a stability check, not the chosen model: fewer restarts suffice
 SILHOUETTE_SAMPLE = 4000  # silhouette is O(n^2); a seeded sample of 4000 rows is plenty
+HDBSCAN_COMPONENTS = 5
+HDBSCAN_MIN_SAMPLES = 10  # core distance from 10 neighbours: min_cluster_size (the default)
+# would cost a 140-neighbour search at national scale for little change in the result
+IMPORTANCE_SAMPLE = 1000
 PROFILE_TOP = 3
 PROFILE_MIN_Z = 0.5  # a cluster mean within half a standard deviation of the mean is "typical"
+NOT_SIGNIFICANT = "ns"
 
 # rate column -> (numerator column, denominator column, multiplier)
 RateParts = Mapping[str, tuple[str, str, float]]
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -98,14 +145,24 @@ class AreaModelResult:
     """What the area-model stage hands to the export and to MLflow.
 
     typology: one row per (buurt_code, year): ``cluster``, ``anomaly_score`` and one
-        ``hotspot_z_<phenomenon>`` per phenomenon (contract section 3).
-    profiles: one row per cluster: size, share and a description in plain words.
-    metrics: silhouettes, BIC, stability, timings and hot-spot counts (all floats, for MLflow).
-    model: the typology pipeline, feature columns (a DataFrame) -> cluster.
+        ``hotspot_z_<phenomenon>`` per phenomenon (contract section 3), then per phenomenon
+        ``hotspot_q_``, ``moran_i_``, ``moran_q_`` and ``moran_type_`` (see OUTPUT_SCHEMAS).
+    profiles: one row per type: size, share and a description in plain words.
+    metrics: silhouettes, BIC, stability, anomaly share, timings and hot-spot counts (floats).
+    model: the chosen typology pipeline, feature columns (a DataFrame) -> cluster.
     feature_columns: the model's input columns, in order.
     input_example: a few input rows (float64), for the MLflow signature.
     locations: ``buurt_code``, ``year``, ``x``, ``y`` aligned row by row with ``typology`` (for
         maps; kept apart so the typology table stays as the contract declares it).
+    candidates: one row per typology candidate: ``candidate``, ``algorithm``, ``n_clusters``
+        (asked), ``min_cluster_size``, ``n_types`` (found), ``silhouette``, ``bootstrap_ari``,
+        ``bic``, ``noise_share``, ``fit_seconds``, ``is_chosen``.
+    chosen: the name of the chosen candidate (e.g. ``kmeans_k6``).
+    anomaly_importance: ``feature``, ``importance`` (mean drop of the flagged areas'
+        anomaly_score when the feature is shuffled), most important first.
+    features: the input rows the models were fitted on (keys and feature columns, sorted), so
+        the tracking job can log the dataset and its digest.
+    weights: ``contiguity`` or ``knn``: the spatial weights the hot spots used.
     """
 
     typology: pd.DataFrame
@@ -115,6 +172,11 @@ class AreaModelResult:
     feature_columns: list[str]
     input_example: pd.DataFrame
     locations: pd.DataFrame
+    candidates: pd.DataFrame = field(default_factory=pd.DataFrame)
+    chosen: str = ""
+    anomaly_importance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    features: pd.DataFrame = field(default_factory=pd.DataFrame)
+    weights: str = ""
 
 
 # --------------------------------------------------------------------------- smoothing
@@ -257,6 +319,255 @@ def _marshall_smooth(
     return np.asarray(out, dtype=float)
 
 
+# --------------------------------------------------------------------------- typology candidates
+
+
+@dataclass(frozen=True)
+class TypologySpec:
+    """One typology candidate: k-means or mixture with ``n_clusters``, or HDBSCAN with
+    ``min_cluster_size`` (0: 1 % of the rows, at least 10)."""
+
+    algorithm: str
+    n_clusters: int = 6
+    min_cluster_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown typology algorithm {self.algorithm!r}; use {ALGORITHMS}")
+
+    @property
+    def name(self) -> str:
+        if self.algorithm == "hdbscan":
+            return f"hdbscan_m{self.min_cluster_size or 'auto'}"
+        return f"{self.algorithm}_k{self.n_clusters}"
+
+
+def default_specs(settings: ModelSettings) -> list[TypologySpec]:
+    """The candidates of a pipeline run: k-means and mixture with ``settings.n_clusters``, and
+    HDBSCAN with the automatic minimum cluster size."""
+    return [
+        TypologySpec("kmeans", n_clusters=settings.n_clusters),
+        TypologySpec("gmm", n_clusters=settings.n_clusters),
+        TypologySpec("hdbscan"),
+    ]
+
+
+class TypologyClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
+    """k-means, Gaussian mixture or HDBSCAN behind one ``fit`` / ``predict``, types by size.
+
+    ``fit`` numbers the types by size (0 = largest; HDBSCAN's noise stays -1), so labels read
+    the same across runs and candidates. ``predict`` scores new rows: k-means and the mixture
+    natively; HDBSCAN has no ``predict``, so a new area takes the type of the nearest fitted area
+    (1-nearest neighbour in the principal components HDBSCAN clustered; on the fitted rows
+    this gives back HDBSCAN's own labels).
+    ``n_clusters`` is capped at the number of distinct rows.
+    """
+
+    def __init__(
+        self,
+        algorithm: str = "kmeans",
+        n_clusters: int = 6,
+        min_cluster_size: int = 0,
+        random_state: int = 0,
+        n_init: int = KMEANS_N_INIT,
+    ):
+        self.algorithm = algorithm
+        self.n_clusters = n_clusters
+        self.min_cluster_size = min_cluster_size
+        self.random_state = random_state
+        self.n_init = n_init
+
+    def fit(self, X: npt.ArrayLike, y: Any = None) -> TypologyClusterer:  # noqa: N803
+        Z = np.asarray(X, dtype=float)  # noqa: N806
+        n = len(Z)
+        n_distinct = len(np.unique(np.round(Z, 12), axis=0))
+        k = max(1, min(int(self.n_clusters), n_distinct))
+        self.n_clusters_ = k
+        self.estimator_: Any
+        if self.algorithm == "kmeans":
+            self.estimator_ = KMeans(
+                n_clusters=k, n_init=self.n_init, random_state=self.random_state
+            ).fit(Z)
+            raw = self.estimator_.labels_
+        elif self.algorithm == "gmm":
+            # diagonal covariances: 40 features x 6 components stay well-conditioned on small
+            # gemeenten, and a full covariance adds little for types meant to be read as profiles
+            self.estimator_ = GaussianMixture(
+                n_components=k,
+                covariance_type="diag",
+                n_init=2 if self.n_init >= KMEANS_N_INIT else 1,
+                reg_covar=1e-4,
+                random_state=self.random_state,
+            ).fit(Z)
+            raw = self.estimator_.predict(Z)
+        elif self.algorithm == "hdbscan":
+            size = self.min_cluster_size or max(10, round(0.01 * n))
+            self.min_cluster_size_ = int(min(max(2, size), max(2, n)))
+            d = min(HDBSCAN_COMPONENTS, Z.shape[1], n)
+            self.pca_ = PCA(n_components=d, random_state=self.random_state).fit(Z)
+            reduced = self.pca_.transform(Z)
+            self.estimator_ = HDBSCAN(
+                min_cluster_size=self.min_cluster_size_,
+                min_samples=min(HDBSCAN_MIN_SAMPLES, self.min_cluster_size_),
+                copy=True,
+            ).fit(reduced)
+            raw = self.estimator_.labels_
+        else:
+            raise ValueError(f"unknown typology algorithm {self.algorithm!r}; use {ALGORITHMS}")
+        raw = np.asarray(raw, dtype=np.int64)
+        found = raw[raw >= 0]
+        counts = np.bincount(found, minlength=int(found.max()) + 1 if len(found) else 0)
+        order = np.lexsort((np.arange(len(counts)), -counts))  # ties: lower raw label first
+        self.relabel_ = np.empty(len(counts), dtype=np.int64)
+        self.relabel_[order] = np.arange(len(counts))
+        self.labels_ = self._relabel(raw)
+        self.n_types_ = int((counts > 0).sum())
+        if self.algorithm == "hdbscan":
+            # in the space HDBSCAN clustered in (a kd-tree query there is fast)
+            self.nearest_ = KNeighborsClassifier(n_neighbors=1).fit(reduced, self.labels_)
+        return self
+
+    def _relabel(self, raw: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        out = np.full(len(raw), -1, dtype=np.int64)
+        ok = raw >= 0
+        out[ok] = self.relabel_[raw[ok]]
+        return out
+
+    def predict(self, X: npt.ArrayLike) -> npt.NDArray[np.int64]:  # noqa: N803
+        Z = np.asarray(X, dtype=float)  # noqa: N806
+        if self.algorithm == "hdbscan":
+            return np.asarray(self.nearest_.predict(self.pca_.transform(Z)), dtype=np.int64)
+        return self._relabel(np.asarray(self.estimator_.predict(Z), dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    spec: TypologySpec
+    clusterer: TypologyClusterer
+    labels: npt.NDArray[np.int64]
+    metrics: dict[str, float]
+
+
+def _silhouette(Z: FloatArray, labels: npt.ArrayLike, seed: int) -> float:  # noqa: N803
+    """Silhouette on Z over a seeded sample (the same rows for every candidate); noise (-1)
+    is a group of its own. NaN when there are fewer than two groups."""
+    lab = np.asarray(labels)
+    n_labels = len(np.unique(lab))
+    if n_labels < 2 or n_labels >= len(lab):
+        return float("nan")
+    size = min(len(lab), SILHOUETTE_SAMPLE)
+    return float(
+        silhouette_score(Z, lab, sample_size=size if size < len(lab) else None, random_state=seed)
+    )
+
+
+def _resample_stability(
+    Z: FloatArray,  # noqa: N803
+    spec: TypologySpec,
+    labels: npt.NDArray[np.int64],
+    seed: int,
+) -> float:
+    """Mean ARI between the full fit and fits on seeded half-samples (each labelling all rows)."""
+    n = len(Z)
+    m = int(RESAMPLE_SHARE * n)
+    if n < 5 or len(np.unique(labels)) < 2:
+        return float("nan")
+    min_size = spec.min_cluster_size or max(10, round(0.01 * n))
+    rng = np.random.default_rng(seed)
+    scores = []
+    for b in range(RESAMPLES):
+        idx = np.sort(rng.choice(n, size=m, replace=False))
+        fit = TypologyClusterer(
+            spec.algorithm,
+            n_clusters=spec.n_clusters,
+            # the full fit's minimum size, scaled to the subsample
+            min_cluster_size=max(2, round(RESAMPLE_SHARE * min_size)),
+            random_state=seed + b + 1,
+            n_init=RESAMPLE_N_INIT,
+        ).fit(Z[idx])
+        scores.append(adjusted_rand_score(labels, fit.predict(Z)))
+    return float(np.mean(scores))
+
+
+def evaluate_candidates(
+    Z: FloatArray,  # noqa: N803
+    specs: Sequence[TypologySpec],
+    *,
+    seed: int,
+    stability: bool = True,
+) -> list[CandidateResult]:
+    """Fit every candidate on Z and score it: silhouette, resample ARI, BIC (mixture only),
+    noise share (HDBSCAN only), number of types found, fit time."""
+    out = []
+    for spec in specs:
+        t0 = time.perf_counter()
+        clusterer = TypologyClusterer(
+            spec.algorithm,
+            n_clusters=spec.n_clusters,
+            min_cluster_size=spec.min_cluster_size,
+            random_state=seed,
+        ).fit(Z)
+        labels = clusterer.labels_
+        fit_s = time.perf_counter() - t0
+        metrics = {
+            "silhouette": _silhouette(Z, labels, seed),
+            "n_types": float(clusterer.n_types_),
+            "noise_share": float((labels < 0).mean()) if spec.algorithm == "hdbscan" else 0.0,
+            "bic": float(clusterer.estimator_.bic(Z)) if spec.algorithm == "gmm" else float("nan"),
+            "fit_seconds": fit_s,
+        }
+        t0 = time.perf_counter()
+        metrics["bootstrap_ari"] = (
+            _resample_stability(Z, spec, labels, seed) if stability else float("nan")
+        )
+        metrics["stability_seconds"] = time.perf_counter() - t0
+        out.append(CandidateResult(spec=spec, clusterer=clusterer, labels=labels, metrics=metrics))
+    return out
+
+
+def choose_candidate(candidates: Sequence[CandidateResult]) -> CandidateResult:
+    """The highest silhouette among candidates with two or more groups; ties go to the earlier
+    algorithm in ``ALGORITHMS`` (simplest first), then the earlier candidate."""
+    eligible = [
+        (i, c)
+        for i, c in enumerate(candidates)
+        if np.isfinite(c.metrics["silhouette"]) and c.metrics["n_types"] >= 2
+    ]
+    if not eligible:
+        # nothing separates the areas into two groups: keep the first candidate (one type)
+        return candidates[0]
+    _, best = max(
+        eligible,
+        key=lambda ic: (
+            round(ic[1].metrics["silhouette"], 12),
+            -ALGORITHMS.index(ic[1].spec.algorithm),
+            -ic[0],
+        ),
+    )
+    return best
+
+
+def candidate_table(candidates: Sequence[CandidateResult], chosen: str | None) -> pd.DataFrame:
+    """One row per candidate (the comparison MLflow and ``zicht experiment`` show)."""
+    rows = [
+        {
+            "candidate": c.spec.name,
+            "algorithm": c.spec.algorithm,
+            "n_clusters": c.spec.n_clusters if c.spec.algorithm != "hdbscan" else 0,
+            "min_cluster_size": int(getattr(c.clusterer, "min_cluster_size_", 0)),
+            "n_types": int(c.metrics["n_types"]),
+            "silhouette": c.metrics["silhouette"],
+            "bootstrap_ari": c.metrics["bootstrap_ari"],
+            "bic": c.metrics["bic"],
+            "noise_share": c.metrics["noise_share"],
+            "fit_seconds": c.metrics["fit_seconds"],
+            "is_chosen": c.spec.name == chosen,
+        }
+        for c in candidates
+    ]
+    return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------- the stage
 
 
@@ -270,36 +581,25 @@ def check_features(columns: Sequence[str]) -> None:
         )
 
 
-def fit_area_models(
+@dataclass(frozen=True)
+class PreparedAreas:
+    """The area features sorted, selected, and transformed to the scaled space Z."""
+
+    data: pd.DataFrame  # sorted by (year, buurt_code), all columns
+    X: pd.DataFrame  # feature columns, float  # noqa: N815
+    feature_columns: list[str]
+    prep: Pipeline  # smoothing, imputation, constant-column drop, scaling (fitted)
+    Z: FloatArray  # noqa: N815
+    kept_columns: list[str]  # the columns of Z
+
+
+def prepare_area_features(
     features: pd.DataFrame,
     *,
-    phenomena: Sequence[str],
     settings: ModelSettings,
     rate_parts: RateParts | None = None,
-) -> AreaModelResult:
-    """Fit the typology, anomaly score and hot spots on one row per (buurt_code, year).
-
-    ``rate_parts`` maps rate columns to (numerator, denominator, multiplier) columns (from
-    :func:`rate_parts_from_catalogue`); by default they follow the column names.
-    """
-    # One native thread for scikit-learn's OpenMP/BLAS: the results then do not depend on the
-    # machine's core count, and on a busy driver (Spark's JVM, other jobs) the OpenMP threads
-    # of k-means and the mixture spin and stall: 14k x 40 took 35 s with two threads on a loaded
-    # two-core machine, 9 s with one.
-    with threadpool_limits(limits=1):
-        return _fit_area_models(
-            features, phenomena=phenomena, settings=settings, rate_parts=rate_parts
-        )
-
-
-def _fit_area_models(
-    features: pd.DataFrame,
-    *,
-    phenomena: Sequence[str],
-    settings: ModelSettings,
-    rate_parts: RateParts | None,
-) -> AreaModelResult:
-    started = time.perf_counter()
+) -> PreparedAreas:
+    """Check, sort and select the features and fit the preprocessing (steps 1-3)."""
     missing = [c for c in KEY_COLUMNS if c not in features.columns]
     if missing:
         raise ValueError(f"area features lack column(s) {missing}")
@@ -319,7 +619,6 @@ def _fit_area_models(
         for rate, (num, den, per) in sorted(parts.items())
         if {rate, num, den} <= set(feature_columns)
     )
-
     prep = Pipeline(
         [
             ("smooth", AreaFeatureTransformer(parts=part_rows)),
@@ -336,30 +635,85 @@ def _fit_area_models(
             "build a typology on (the job should skip the area models and say so)"
         ) from exc
     Z = np.asarray(Z, dtype=float)  # noqa: N806
+    kept = [str(c) for c in prep[:-1].get_feature_names_out()] if Z.shape[1] else []
+    return PreparedAreas(
+        data=data, X=X, feature_columns=feature_columns, prep=prep, Z=Z, kept_columns=kept
+    )
+
+
+def fit_area_models(
+    features: pd.DataFrame,
+    *,
+    phenomena: Sequence[str],
+    settings: ModelSettings,
+    rate_parts: RateParts | None = None,
+    geometry_wkt: Mapping[str, str] | None = None,
+) -> AreaModelResult:
+    """Fit the typology, anomaly score and hot spots on one row per (buurt_code, year).
+
+    ``rate_parts`` maps rate columns to (numerator, denominator, multiplier) columns (from
+    :func:`rate_parts_from_catalogue`); by default they follow the column names.
+    ``geometry_wkt`` maps buurt_code to its polygon (WKT, RD New): hot spots then use polygon
+    contiguity; without it (or for buurten it lacks), the nearest centroids.
+    """
+    # One native thread for scikit-learn's OpenMP/BLAS: the results then do not depend on the
+    # machine's core count, and on a busy driver (Spark's JVM, other jobs) the OpenMP threads
+    # of k-means and the mixture spin and stall: 14k x 40 took 35 s with two threads on a loaded
+    # two-core machine, 9 s with one.
+    with threadpool_limits(limits=1):
+        return _fit_area_models(
+            features,
+            phenomena=phenomena,
+            settings=settings,
+            rate_parts=rate_parts,
+            geometry_wkt=geometry_wkt,
+        )
+
+
+def _fit_area_models(
+    features: pd.DataFrame,
+    *,
+    phenomena: Sequence[str],
+    settings: ModelSettings,
+    rate_parts: RateParts | None,
+    geometry_wkt: Mapping[str, str] | None,
+) -> AreaModelResult:
+    started = time.perf_counter()
+    prepared = prepare_area_features(features, settings=settings, rate_parts=rate_parts)
+    data, X, Z = prepared.data, prepared.X, prepared.Z  # noqa: N806
     n = len(Z)
-    n_distinct = len(np.unique(np.round(Z, 12), axis=0))
-    k = max(1, min(settings.n_clusters, n_distinct))
 
     t0 = time.perf_counter()
-    kmeans = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=settings.seed)
-    kmeans.fit(Z)
-    _order_clusters_by_size(kmeans)
-    labels = kmeans.predict(Z)
-    model = Pipeline([*prep.steps, ("cluster", kmeans)])
-    fit_kmeans_s = time.perf_counter() - t0
+    candidates = evaluate_candidates(Z, default_specs(settings), seed=settings.seed)
+    best = choose_candidate(candidates)
+    labels = best.labels
+    model = Pipeline([*prepared.prep.steps, ("cluster", best.clusterer)])
+    table = candidate_table(candidates, best.spec.name)
 
     metrics: dict[str, float] = {
         "n_area_years": float(n),
-        "n_features": float(len(feature_columns)),
+        "n_features": float(len(prepared.feature_columns)),
         "n_features_used": float(Z.shape[1]),
-        "n_clusters": float(k),
-        "kmeans_inertia": float(kmeans.inertia_),
-        "fit_kmeans_seconds": fit_kmeans_s,
+        "n_clusters": float(best.clusterer.n_types_),
+        "fit_typology_seconds": time.perf_counter() - t0,
     }
-    metrics.update(_compare_mixture(Z, labels, k, settings.seed))
-    t0 = time.perf_counter()
-    metrics["kmeans_bootstrap_ari"] = _bootstrap_stability(Z, labels, k, settings.seed)
-    metrics["fit_bootstrap_seconds"] = time.perf_counter() - t0
+    for c in candidates:
+        algo = c.spec.algorithm
+        metrics[f"{algo}_silhouette"] = c.metrics["silhouette"]
+        metrics[f"{algo}_bootstrap_ari"] = c.metrics["bootstrap_ari"]
+        metrics[f"{algo}_n_types"] = c.metrics["n_types"]
+        metrics[f"fit_{algo}_seconds"] = c.metrics["fit_seconds"]
+    metrics["gmm_bic"] = next(
+        (c.metrics["bic"] for c in candidates if c.spec.algorithm == "gmm"), float("nan")
+    )
+    metrics["hdbscan_noise_share"] = next(
+        (c.metrics["noise_share"] for c in candidates if c.spec.algorithm == "hdbscan"),
+        float("nan"),
+    )
+    metrics["chosen_silhouette"] = best.metrics["silhouette"]
+    metrics["chosen_bootstrap_ari"] = best.metrics["bootstrap_ari"]
+    if best.spec.algorithm == "kmeans":
+        metrics["kmeans_inertia"] = float(best.clusterer.estimator_.inertia_)
 
     t0 = time.perf_counter()
     forest = IsolationForest(
@@ -368,6 +722,8 @@ def _fit_area_models(
         random_state=settings.seed,
     ).fit(Z)
     anomaly = -forest.score_samples(Z)
+    metrics["anomaly_share"] = float((forest.predict(Z) < 0).mean())
+    importance = _anomaly_importance(forest, Z, prepared.kept_columns, settings.seed)
     metrics["fit_anomaly_seconds"] = time.perf_counter() - t0
 
     typology = pd.DataFrame(
@@ -378,25 +734,33 @@ def _fit_area_models(
             "anomaly_score": anomaly.astype(float),
         }
     )
-    smoother: AreaFeatureTransformer = prep.named_steps["smooth"]
+    smoother: AreaFeatureTransformer = prepared.prep.named_steps["smooth"]
     t0 = time.perf_counter()
-    for p in phenomena:
-        z, hot = _hotspots(data, X, smoother, p, settings)
-        typology[f"hotspot_z_{p}"] = z
-        metrics[f"hotspots_fdr_{p}"] = hot
+    spots, hot_metrics, weights_kind = _hotspots(
+        data, X, smoother, phenomena, settings, geometry_wkt
+    )
+    # contract columns first (hotspot_z_<P>), then the extra statistics per phenomenon
+    z_cols = [f"hotspot_z_{p}" for p in phenomena]
+    extra = [c for c in spots.columns if c not in z_cols]
+    typology = pd.concat([typology, spots[z_cols], spots[extra]], axis=1)
+    metrics.update(hot_metrics)
     metrics["fit_hotspots_seconds"] = time.perf_counter() - t0
 
-    kept = prep[:-1].get_feature_names_out() if Z.shape[1] else np.array([])
-    profiles = _profiles(Z, labels, [str(c) for c in kept], k)
+    profiles = _profiles(Z, labels, prepared.kept_columns)
     metrics["fit_total_seconds"] = time.perf_counter() - started
     return AreaModelResult(
         typology=typology,
         profiles=profiles,
         metrics=metrics,
         model=model,
-        feature_columns=feature_columns,
+        feature_columns=prepared.feature_columns,
         input_example=X.head(5).reset_index(drop=True),
         locations=data[["buurt_code", "year", "x", "y"]].copy(),
+        candidates=table,
+        chosen=best.spec.name,
+        anomaly_importance=importance,
+        features=data[["buurt_code", "year", *prepared.feature_columns]].copy(),
+        weights=weights_kind,
     )
 
 
@@ -425,111 +789,132 @@ def _select_features(data: pd.DataFrame, settings: ModelSettings) -> list[str]:
     return usable
 
 
-def _order_clusters_by_size(kmeans: KMeans) -> None:
-    """Renumber clusters so that 0 is the largest (ties: lower old number first).
+def _anomaly_importance(
+    forest: IsolationForest,
+    Z: FloatArray,  # noqa: N803
+    columns: list[str],
+    seed: int,
+) -> pd.DataFrame:
+    """Permutation importance of the anomaly score, on the areas the forest flags as anomalous.
 
-    k-means numbers clusters by the order its random start found them; numbering by size makes
-    labels easier to read and to compare across runs. Permuting ``cluster_centers_`` is all
-    ``predict`` depends on.
+    An isolation forest has no target, so the usual permutation importance (loss of a score
+    against labels) does not apply. What an analyst asks is *why are these areas unusual*: for
+    each feature, the flagged areas' values are replaced by values drawn at random from all
+    areas (seeded), and the importance is the mean drop of their anomaly score. A feature the
+    unusual areas are unusual on makes them ordinary when shuffled away. At most
+    ``IMPORTANCE_SAMPLE`` flagged areas are used.
     """
-    counts = np.bincount(kmeans.labels_, minlength=kmeans.n_clusters)
-    order = np.lexsort((np.arange(len(counts)), -counts))
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    kmeans.cluster_centers_ = kmeans.cluster_centers_[order]
-    kmeans.labels_ = rank[kmeans.labels_].astype(kmeans.labels_.dtype)
-
-
-def _silhouette(Z: npt.NDArray[np.float64], labels: npt.ArrayLike, seed: int) -> float:  # noqa: N803
-    lab = np.asarray(labels)
-    n_labels = len(np.unique(lab))
-    if n_labels < 2 or n_labels >= len(lab):
-        return float("nan")
-    size = min(len(lab), SILHOUETTE_SAMPLE)
-    return float(
-        silhouette_score(Z, lab, sample_size=size if size < len(lab) else None, random_state=seed)
-    )
-
-
-def _compare_mixture(
-    Z: npt.NDArray[np.float64],
-    labels: npt.NDArray[Any],
-    k: int,
-    seed: int,  # noqa: N803
-) -> dict[str, float]:
-    out = {"kmeans_silhouette": _silhouette(Z, labels, seed)}
-    t0 = time.perf_counter()
-    # diagonal covariances: 40 features x 6 components stay well-conditioned on small
-    # gemeenten, and a full covariance adds little for clusters meant to be read as profiles
-    gmm = GaussianMixture(
-        n_components=k, covariance_type="diag", n_init=2, reg_covar=1e-4, random_state=seed
-    )
-    try:
-        gmm_labels = gmm.fit(Z).predict(Z)
-    except ValueError:  # too few rows for the components
-        return {**out, "gmm_silhouette": float("nan"), "gmm_bic": float("nan")}
-    out["fit_gmm_seconds"] = time.perf_counter() - t0
-    out["gmm_silhouette"] = _silhouette(Z, gmm_labels, seed)
-    out["gmm_bic"] = float(gmm.bic(Z))
-    out["kmeans_gmm_ari"] = float(adjusted_rand_score(labels, gmm_labels))
-    return out
-
-
-def _bootstrap_stability(
-    Z: npt.NDArray[np.float64],
-    labels: npt.NDArray[Any],
-    k: int,
-    seed: int,  # noqa: N803
-) -> float:
-    """Mean ARI between the full fit and k-means fits on seeded bootstrap samples."""
-    n = len(Z)
-    if k < 2 or n < 3:
-        return float("nan")
     rng = np.random.default_rng(seed)
-    scores = []
-    for b in range(BOOTSTRAPS):
-        idx = rng.integers(0, n, size=n)
-        sample = Z[idx]
-        kb = min(k, len(np.unique(np.round(sample, 12), axis=0)))
-        if kb < 2:
-            continue
-        km = KMeans(n_clusters=kb, n_init=BOOTSTRAP_N_INIT, random_state=seed + b + 1).fit(sample)
-        scores.append(adjusted_rand_score(labels, km.predict(Z)))
-    return float(np.mean(scores)) if scores else float("nan")
+    flagged = np.flatnonzero(forest.predict(Z) < 0)
+    if len(flagged) == 0:
+        flagged = np.arange(len(Z))
+    if len(flagged) > IMPORTANCE_SAMPLE:
+        flagged = np.sort(rng.choice(flagged, size=IMPORTANCE_SAMPLE, replace=False))
+    sample = Z[flagged]
+    m, d = sample.shape
+    base = -forest.score_samples(sample)
+    values: list[float] = []
+    # one score_samples call per chunk of features (each call costs a pass over 200 trees, so
+    # a call per feature took 25 s for 120 features): at most ~100k stacked rows per call
+    per_call = max(1, 100_000 // max(m, 1))
+    for start in range(0, d, per_call):
+        cols = range(start, min(d, start + per_call))
+        stacked = np.repeat(sample[None, :, :], len(cols), axis=0)
+        for slot, j in enumerate(cols):
+            stacked[slot, :, j] = Z[rng.integers(0, len(Z), size=m), j]
+        scores = -forest.score_samples(stacked.reshape(-1, d)).reshape(len(cols), m)
+        values += [float(v) for v in (base[None, :] - scores).mean(axis=1)]
+    out = pd.DataFrame({"feature": columns, "importance": values})
+    return out.sort_values(["importance", "feature"], ascending=[False, True]).reset_index(
+        drop=True
+    )
+
+
+def _year_weights(
+    data: pd.DataFrame,
+    idx: npt.NDArray[np.intp],
+    k: int,
+    geometry_wkt: Mapping[str, str] | None,
+) -> tuple[sp.csr_matrix, str]:
+    codes = data["buurt_code"].to_numpy()[idx]
+    wkt = [geometry_wkt.get(str(c)) for c in codes] if geometry_wkt else None
+    return spatial_weights(data["x"].to_numpy()[idx], data["y"].to_numpy()[idx], k, wkt)
 
 
 def _hotspots(
     data: pd.DataFrame,
     X: pd.DataFrame,  # noqa: N803
     smoother: AreaFeatureTransformer,
-    phenomenon: str,
+    phenomena: Sequence[str],
     settings: ModelSettings,
-) -> tuple[npt.NDArray[np.float64], float]:
-    """Gi* z per row (each year on its own), and the number of FDR-significant hot spots."""
-    column = f"{phenomenon}_incidents_per_1000"
-    z = np.full(len(data), np.nan)
-    if column not in X.columns:
-        return z, float("nan")
-    values = smoother.smoothed(X, column)
-    hot = 0
-    for position, idx in enumerate(data.groupby("year", sort=True).indices.values()):
-        v = values[idx]
-        if np.isfinite(v).any():
-            v = np.where(np.isfinite(v), v, np.nanmedian(v))
-        else:
-            continue
+    geometry_wkt: Mapping[str, str] | None,
+) -> tuple[pd.DataFrame, dict[str, float], str]:
+    """Gi* and local Moran per phenomenon, each year on its own; columns, counts, weights kind.
+
+    The weights are built once per set of buurten (years with the same buurten share them).
+    """
+    n = len(data)
+    years = [np.asarray(i, dtype=np.intp) for i in data.groupby("year", sort=True).indices.values()]
+    cache: dict[tuple[str, ...], tuple[sp.csr_matrix, str]] = {}
+    weights: list[tuple[sp.csr_matrix, str]] = []
+    for idx in years:
+        key = tuple(data["buurt_code"].to_numpy()[idx])
         # at most n - 2 neighbours: a neighbourhood covering every buurt has no defined Gi*
         k = max(0, min(settings.knn, len(idx) - 2))
-        w = knn_weights(data["x"].to_numpy()[idx], data["y"].to_numpy()[idx], k)
-        zy = getis_ord_gi_star(v, w)
-        z[idx] = zy
-        if settings.permutations > 0 and len(idx) > 2:
-            p = gi_star_permutation_p(
-                v, w, permutations=settings.permutations, seed=settings.seed + position
-            )
-            reject, _ = benjamini_hochberg(p, settings.fdr_alpha)
-            hot += int((reject & (zy > 0)).sum())
-    return z, float(hot)
+        if key not in cache:
+            cache[key] = _year_weights(data, idx, k, geometry_wkt)
+        weights.append(cache[key])
+    kinds = sorted({kind for _, kind in weights})
+
+    cols: dict[str, Any] = {}
+    metrics: dict[str, float] = {}
+    for p in phenomena:
+        column = f"{p}_incidents_per_1000"
+        gz, gq = np.full(n, np.nan), np.full(n, np.nan)
+        mi, mq = np.full(n, np.nan), np.full(n, np.nan)
+        mtype = np.full(n, NOT_SIGNIFICANT, dtype=object)
+        counts = dict.fromkeys(("hot", "cold", *QUADRANT_LABELS.values()), 0)
+        if column in X.columns:
+            values = smoother.smoothed(X, column)
+            for position, (idx, (w, _kind)) in enumerate(zip(years, weights, strict=True)):
+                v = values[idx]
+                if not np.isfinite(v).any():
+                    continue
+                v = np.where(np.isfinite(v), v, np.nanmedian(v))
+                seed = settings.seed + position
+                z = getis_ord_gi_star(v, w)
+                gz[idx] = z
+                moran = local_moran(v, w, permutations=settings.permutations, seed=seed)
+                mi[idx] = moran.i
+                if settings.permutations > 0 and len(idx) > 2:
+                    p_gi = gi_star_permutation_p(
+                        v, w, permutations=settings.permutations, seed=seed
+                    )
+                    reject, q = benjamini_hochberg(p_gi, settings.fdr_alpha)
+                    gq[idx] = q
+                    counts["hot"] += int((reject & (z > 0)).sum())
+                    counts["cold"] += int((reject & (z < 0)).sum())
+                    m_reject, m_q = benjamini_hochberg(moran.p, settings.fdr_alpha)
+                    mq[idx] = m_q
+                    labels = np.where(m_reject, moran.labels, NOT_SIGNIFICANT)
+                    mtype[idx] = labels
+                    for lab in QUADRANT_LABELS.values():
+                        counts[lab] += int((labels == lab).sum())
+        else:
+            counts = {c: float("nan") for c in counts}  # type: ignore[misc]
+        cols[f"hotspot_z_{p}"] = gz
+        cols[f"hotspot_q_{p}"] = gq
+        cols[f"moran_i_{p}"] = mi
+        cols[f"moran_q_{p}"] = mq
+        cols[f"moran_type_{p}"] = mtype
+        metrics[f"hotspots_fdr_{p}"] = float(counts["hot"])
+        metrics[f"coldspots_fdr_{p}"] = float(counts["cold"])
+        for lab in QUADRANT_LABELS.values():
+            metrics[f"moran_{lab.lower()}_fdr_{p}"] = float(counts[lab])
+    frame = pd.DataFrame(cols, index=data.index)
+    for p in phenomena:
+        frame[f"moran_type_{p}"] = frame[f"moran_type_{p}"].astype(str)
+    return frame, metrics, "+".join(kinds) if kinds else "knn"
 
 
 def _describe(column: str) -> str:
@@ -537,26 +922,26 @@ def _describe(column: str) -> str:
 
 
 def _profiles(
-    Z: npt.NDArray[np.float64],  # noqa: N803
+    Z: FloatArray,  # noqa: N803
     labels: npt.NDArray[Any],
     columns: list[str],
-    k: int,
 ) -> pd.DataFrame:
-    """Per cluster: size, share, and the features whose mean z-score stands out most."""
+    """Per type: size, share, and the features whose mean z-score stands out most."""
     rows = []
     n = len(labels)
-    for c in range(k):
+    for c in sorted(np.unique(labels)):
         members = labels == c
         means = Z[members].mean(axis=0) if members.any() and Z.shape[1] else np.zeros(0)
         order = np.argsort(-np.abs(means), kind="stable")
         top = [j for j in order[:PROFILE_TOP] if abs(means[j]) >= PROFILE_MIN_Z]
         phrases = [f"{'high' if means[j] > 0 else 'low'} {_describe(columns[j])}" for j in top]
+        name = f"type {c}" if c >= 0 else "no type (fits none of the types)"
         rows.append(
             {
-                "cluster": c,
+                "cluster": int(c),
                 "n_area_years": int(members.sum()),
                 "share": float(members.sum() / n) if n else float("nan"),
-                "description": f"type {c}: "
+                "description": f"{name}: "
                 + (", ".join(phrases) if phrases else "close to average on every feature"),
                 "top_features": "; ".join(f"{columns[j]}:{means[j]:+.2f}" for j in top),
             }

@@ -1,4 +1,5 @@
-"""Area models: Gi* against esda, planted hot spots, types and outliers, MLflow round trip.
+"""Area models: Gi* and local Moran against esda, planted hot spots, types and outliers, the
+typology candidates, MLflow round trip.
 
 Expected values come from esda/libpysal (reference implementations) or from planted truth,
 never from the code under test.
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from sklearn.metrics import adjusted_rand_score
 
 from zicht.features.settings import ModelSettings
@@ -22,8 +24,16 @@ from zicht.models.hotspots import (
     gi_star_permutation_p,
     knn_neighbours,
     knn_weights,
+    local_moran,
+    spatial_weights,
 )
-from zicht.models.typology import AreaModelResult, fit_area_models
+from zicht.models.typology import (
+    AreaModelResult,
+    TypologySpec,
+    evaluate_candidates,
+    fit_area_models,
+    prepare_area_features,
+)
 
 SEED = 20261128
 PHENOMENA = ("drugs", "witwassen", "geweld")
@@ -172,6 +182,90 @@ def test_planted_hot_spot_has_the_highest_z() -> None:
     assert z[centre] > 3
 
 
+# --------------------------------------------------------------------------- local Moran
+
+
+def grid_wkt(rows: int, cols: int, size: float = 1.0) -> list[str]:
+    return [
+        f"POLYGON(({c * size} {r * size}, {(c + 1) * size} {r * size}, "
+        f"{(c + 1) * size} {(r + 1) * size}, {c * size} {(r + 1) * size}, {c * size} {r * size}))"
+        for r in range(rows)
+        for c in range(cols)
+    ]
+
+
+def libpysal_w(weights) -> object:
+    from libpysal.weights import W
+
+    w = weights.tocsr()
+    return W(
+        {i: [int(j) for j in w.indices[w.indptr[i] : w.indptr[i + 1]]] for i in range(w.shape[0])},
+        silence_warnings=True,
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_local_moran_matches_esda_on_knn_weights(seed: int) -> None:
+    from esda.moran import Moran_Local
+
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    n = 300
+    x, y = rng.uniform(0, 1000, n), rng.uniform(0, 1000, n)
+    values = rng.lognormal(1.0, 1.0, n)
+    w = knn_weights(x, y, 6)
+    ref = Moran_Local(values, libpysal_w(w), transformation="r", permutations=999, seed=seed)
+
+    m = local_moran(values, w, permutations=999, seed=seed)
+
+    np.testing.assert_allclose(m.i, ref.Is, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(m.quadrant, ref.q)
+    # different random draws of the same null: agreement in distribution (see the Gi* test)
+    diff = m.p - ref.p_sim
+    print(f"max |p - p_esda| = {np.abs(diff).max():.3f}, mean signed = {diff.mean():+.4f}")
+    assert np.abs(diff).max() < 0.08
+    assert abs(diff.mean()) < 0.01
+
+
+def test_statistics_match_esda_on_contiguity_weights_with_an_island() -> None:
+    """Polygon contiguity (a 12 x 10 grid plus one island): Gi* and local Moran as esda."""
+    from esda.getisord import G_Local
+    from esda.moran import Moran_Local
+
+    rng = np.random.default_rng(SEED)
+    wkt = [*grid_wkt(12, 10, 100.0), "POLYGON((5000 5000, 5100 5000, 5100 5100, 5000 5000))"]
+    n = len(wkt)
+    centroids = shapely.centroid(shapely.from_wkt(wkt))
+    cx, cy = shapely.get_x(centroids), shapely.get_y(centroids)
+    values = rng.gamma(2.0, 3.0, n)
+
+    w, kind = spatial_weights(cx, cy, 4, wkt)
+
+    assert kind == "contiguity"
+    # the island takes its 4 nearest centroids; every grid cell keeps its queen neighbours
+    assert w[n - 1].nnz == 4
+    from libpysal.weights import lat2W
+
+    np.testing.assert_array_equal(
+        w[: n - 1, : n - 1].toarray(), lat2W(12, 10, rook=False).full()[0]
+    )
+    ref_w = libpysal_w(w)
+    gi = G_Local(values, ref_w, transform="B", star=True, permutations=0)
+    np.testing.assert_allclose(getis_ord_gi_star(values, w), gi.Zs, rtol=1e-10, atol=1e-10)
+    lm = Moran_Local(values, ref_w, transformation="r", permutations=0)
+    m = local_moran(values, w)
+    np.testing.assert_allclose(m.i, lm.Is, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(m.quadrant, lm.q)
+
+
+def test_spatial_weights_fall_back_to_knn_without_polygons() -> None:
+    rng = np.random.default_rng(SEED)
+    x, y = rng.uniform(0, 1000, 50), rng.uniform(0, 1000, 50)
+    w, kind = spatial_weights(x, y, 5, [None] * 50)
+    assert kind == "knn"
+    assert (w != knn_weights(x, y, 5)).nnz == 0
+
+
 # --------------------------------------------------------------------------- typology
 
 
@@ -185,13 +279,20 @@ def test_kmeans_recovers_planted_types() -> None:
     assert ari > 0.9
     assert result.metrics["kmeans_silhouette"] > 0.3
     assert result.metrics["kmeans_bootstrap_ari"] > 0.9
-    assert list(result.typology.columns) == [
+    columns = list(result.typology.columns)
+    # the contract's columns first, in order; then the extra hot-spot statistics
+    assert columns[: 4 + len(PHENOMENA)] == [
         "buurt_code",
         "year",
         "cluster",
         "anomaly_score",
         *[f"hotspot_z_{p}" for p in PHENOMENA],
     ]
+    assert set(columns[4 + len(PHENOMENA) :]) == {
+        f"{stat}_{p}"
+        for p in PHENOMENA
+        for stat in ("hotspot_q", "moran_i", "moran_q", "moran_type")
+    }
     assert len(result.profiles) == 4
     # the planted drugs type is described by its high drugs rate
     drugs_type = pd.Series(result.typology["cluster"][truth == 0]).mode()[0]
@@ -290,6 +391,7 @@ def test_model_scores_new_areas_like_the_fit() -> None:
 
 @pytest.mark.e2e
 def test_log_area_models_round_trip(tmp_path: Path) -> None:
+    """Log into a real SQLite store, read everything back, load the registered model, score."""
     import mlflow
 
     from zicht.jobs.track import log_area_models
@@ -298,24 +400,157 @@ def test_log_area_models_round_trip(tmp_path: Path) -> None:
     result: AreaModelResult = fit_area_models(
         features, phenomena=PHENOMENA, settings=settings(n_clusters=4)
     )
+    inputs = {"incidents": {"rows_read": 12, "sha256": "ab" * 32}}
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = mlflow.create_experiment("area-models", artifact_location=tmp_path.as_uri())
     try:
         with mlflow.start_run(experiment_id=experiment) as run:
-            log_area_models(result, registered_model_name="zicht-area-typology-test")
+            log_area_models(
+                result,
+                registered_model_name="zicht-area-typology-test",
+                inputs=inputs,
+                input_dir=str(tmp_path / "in"),
+                features_source=str(tmp_path / "out/restricted/area_features.parquet"),
+            )
         client = mlflow.MlflowClient()
         logged = client.get_run(run.info.run_id)
-        assert logged.data.metrics["n_clusters"] == 4
+        metrics = logged.data.metrics
+        assert metrics["n_clusters"] == 4
+        for key in (
+            "kmeans_silhouette",
+            "gmm_silhouette",
+            "hdbscan_silhouette",
+            "gmm_bic",
+            "kmeans_bootstrap_ari",
+            "anomaly_share",
+            "hotspots_fdr_drugs",
+            "moran_hh_fdr_drugs",
+            "fit_total_seconds",
+        ):
+            assert key in metrics, key
+        assert logged.data.tags["area_models.chosen"] == result.chosen
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "area_models")}
         assert {
             "area_models/profiles.csv",
+            "area_models/candidates.csv",
+            "area_models/anomaly_importance.csv",
+            "area_models/anomaly_importance.png",
             "area_models/clusters.png",
-            "area_models/hotspot_z_drugs.png",
+            *[f"area_models/hotspot_z_{p}.png" for p in PHENOMENA],
         } <= artifacts
 
+        # dataset inputs: the features (digest from the rows) and the input table's sha256
+        datasets = {d.dataset.name: d for d in logged.inputs.dataset_inputs}
+        assert set(datasets) == {"area_features", "input_incidents"}
+        assert datasets["input_incidents"].dataset.digest == ("ab" * 32)[:32]
+        tags = {t.key: t.value for t in datasets["input_incidents"].tags}
+        assert tags["sha256"] == "ab" * 32
+        assert tags["mlflow.data.context"] == "source"
+        assert len(datasets["area_features"].dataset.digest) > 0
+
+        # one nested run per candidate, exactly one of them chosen
+        children = client.search_runs(
+            [experiment], filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+        )
+        assert sorted(c.info.run_name for c in children) == sorted(result.candidates["candidate"])
+        assert sum(c.data.tags["zicht.chosen"] == "True" for c in children) == 1
+        assert all("silhouette" in c.data.metrics for c in children)
+
+        # the registered model scores areas it has never seen like the fitted pipeline does
         model = mlflow.pyfunc.load_model("models:/zicht-area-typology-test/1")
-        predictions = np.asarray(model.predict(result.input_example))
-        fitted = result.typology["cluster"].to_numpy()[: len(result.input_example)]
-        np.testing.assert_array_equal(predictions, fitted)
+        new_areas, _ = planted_areas(6, SEED + 1)
+        # doubles, as in restricted/area_features.parquet (the signature says float64)
+        new_x = new_areas[result.feature_columns].astype(float)
+        scored = np.asarray(model.predict(new_x))
+        np.testing.assert_array_equal(scored, result.model.predict(new_x))
+        assert set(scored) <= set(result.typology["cluster"])
     finally:
         mlflow.set_tracking_uri("")
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def test_every_candidate_recovers_planted_types_and_the_best_silhouette_wins() -> None:
+    features, truth = planted_areas(20, SEED)
+    prepared = prepare_area_features(features, settings=settings(n_clusters=4))
+    specs = [TypologySpec("kmeans", 4), TypologySpec("gmm", 4), TypologySpec("hdbscan")]
+
+    candidates = evaluate_candidates(prepared.Z, specs, seed=SEED)
+    result = fit_area_models(features, phenomena=PHENOMENA, settings=settings(n_clusters=4))
+
+    for c in candidates:
+        ari = adjusted_rand_score(truth, c.labels)
+        print(f"{c.spec.name}: ARI={ari:.3f} {c.metrics}")
+        assert ari > 0.9, c.spec.name
+        assert c.metrics["bootstrap_ari"] > 0.8, c.spec.name
+    table = result.candidates.set_index("candidate")
+    assert list(table.index) == ["kmeans_k4", "gmm_k4", "hdbscan_mauto"]
+    assert table["is_chosen"].sum() == 1
+    assert table.loc[result.chosen, "silhouette"] == table["silhouette"].max()
+    assert np.isfinite(table.loc["gmm_k4", "bic"]) and np.isnan(table.loc["kmeans_k4", "bic"])
+
+
+def test_hdbscan_leaves_an_odd_area_untyped_and_scores_new_areas() -> None:
+    features, _ = planted_areas(20, SEED)
+    prepared = prepare_area_features(features, settings=settings())
+    odd = prepared.Z.copy()
+    odd[7] = 25.0  # far from every type
+    (c,) = evaluate_candidates(odd, [TypologySpec("hdbscan")], seed=SEED, stability=False)
+
+    assert c.labels[7] == -1
+    assert c.metrics["noise_share"] > 0
+    np.testing.assert_array_equal(c.clusterer.predict(odd), c.labels)
+
+
+def test_contiguity_hot_spot_through_the_stage() -> None:
+    """Polygons given: contiguity weights; a planted block is the top Gi* and an HH cluster."""
+    side = 15
+    features, _ = planted_areas(side, SEED)
+    features["context_inhabitants"] = 2000
+    gx = ((features["x"] - 100000.0) / 400.0).astype(int)
+    gy = ((features["y"] - 450000.0) / 400.0).astype(int)
+    block = (np.abs(gx - 5) <= 1) & (np.abs(gy - 9) <= 1)
+    features["drugs_incidents"] = np.where(block, 40, 2)
+    features["drugs_incidents_per_1000"] = features["drugs_incidents"] / 2000 * 1000
+    x0, y0 = features["x"] - 200.0, features["y"] - 200.0
+    geometry = {
+        code: f"POLYGON(({a} {b}, {a + 400} {b}, {a + 400} {b + 400}, {a} {b + 400}, {a} {b}))"
+        for code, a, b in zip(features["buurt_code"], x0, y0, strict=True)
+    }
+    centre = features.index[(gx == 5) & (gy == 9)][0]
+
+    result = fit_area_models(
+        features, phenomena=PHENOMENA, settings=settings(permutations=199), geometry_wkt=geometry
+    )
+
+    assert result.weights == "contiguity"
+    typ = result.typology
+    assert int(typ["hotspot_z_drugs"].idxmax()) == centre
+    assert typ.loc[centre, "moran_type_drugs"] == "HH"
+    assert typ.loc[centre, "hotspot_q_drugs"] <= 0.05
+    assert set(typ["moran_type_drugs"]) <= {"HH", "LL", "HL", "LH", "ns"}
+    assert result.metrics["moran_hh_fdr_drugs"] >= 1
+
+
+def test_anomaly_importance_names_the_odd_feature() -> None:
+    features, _ = planted_areas(20, SEED)
+    rng = np.random.default_rng(SEED)
+    odd = rng.choice(len(features), 8, replace=False)
+    features["context_odd"] = 1.0 + rng.normal(0, 0.01, len(features))
+    features.loc[odd, "context_odd"] = 500.0
+
+    result = fit_area_models(features, phenomena=PHENOMENA, settings=settings(n_clusters=4))
+
+    print(result.anomaly_importance)
+    assert result.anomaly_importance["feature"].iloc[0] == "context_odd"
+    assert result.anomaly_importance["importance"].iloc[0] > 0
+
+
+def test_constant_values_are_never_significant() -> None:
+    rng = np.random.default_rng(SEED)
+    x, y = rng.uniform(0, 1000, 40), rng.uniform(0, 1000, 40)
+    w = knn_weights(x, y, 5)
+    values = np.zeros(40)
+    assert (gi_star_permutation_p(values, w, permutations=99, seed=1) == 1).all()
+    assert (local_moran(values, w, permutations=99, seed=1).p == 1).all()

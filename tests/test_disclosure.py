@@ -556,8 +556,19 @@ def test_rounding_base_and_report(spark: SparkSession) -> None:
         "passed": True,
         "audited_cells": 4,
         "unprotected_cells": 0,
+        "linked_differences_audited": 0,
+        "linked_differences_unprotected": 0,
         "protection_width": 2,
     }
+    # Information loss by hand: counts >= 10 (signals not covered): incidents 12 20 15 25 36
+    # 40 76 (7), inhabitants 7, suspects 30 12 11 10 40 21 60 (7), local 10 10 15 20 38 (5):
+    # 26 cells, of which secondary hides one (incidents 12). Buurt: 4 + 4 + 4 + 2 = 14, one
+    # hidden; wijk 8 and gemeente 4, none hidden.
+    loss = report["information_loss"]
+    assert loss["count_cells_at_or_above_min"] == 26
+    assert loss["hidden_by_secondary"] == 1
+    assert loss["overall"] == pytest.approx(round(1 / 26, 4))
+    assert loss["per_level"] == {"buurt": round(1 / 14, 4), "wijk": 0.0, "gemeente": 0.0}
     names = [r["name"] for r in report["rules"]]
     assert {"primary_count", "inheritance", "secondary_hierarchy", "no_min_max"} <= set(names)
     assert report["parameters"]["rounding_base"] == 5
@@ -594,3 +605,174 @@ def test_magnitude_hook_applies_dominance_and_min_units(spark: SparkSession) -> 
         (euro, BU[2]): ("ok", 1000.0),
     }
     assert {r["reason"] for r in audit.collect()} == {"primary", "published"}
+
+
+# --------------------------------------------------------------------------- linked tables
+
+A_IND, B_IND = "drugs_productie.incidents", "drugs.incidents"
+DIFF = f"{B_IND}-{A_IND}"
+B1, B2, B3 = "BU00010101", "BU00010102", "BU00010103"
+
+
+def linked_group() -> pd.DataFrame:
+    """Narrow A (productie) within broad B (drugs), one wijk of three buurten.
+
+    A: 20, 30, 40 (W1 = G = 90). B: 25, 30, 52 (W1 = G = 107). B - A: 5, 0, 12 (17): the
+    difference in buurt 1 is a count of 5, below the minimum, while A and B are all >= 10.
+    """
+    a = group({W1: {B1: 20, B2: 30, B3: 40}}).assign(indicator=A_IND)
+    b = group({W1: {B1: 25, B2: 30, B3: 52}}).assign(indicator=B_IND)
+    return pd.concat([a, b], ignore_index=True)
+
+
+def test_linked_tables_protect_the_difference() -> None:
+    # Hand derivation. Only the differences are hidden at first; B1: 25 = A1 + D1 with D1 = 5
+    # the only hidden cell -> the cheapest open child, A1 (20), is secondary. Then A's wijk
+    # relation has A1 alone hidden -> the cheapest nonzero sibling A2 (30). Attacker LP:
+    # A1 + A2 = 50, A1 + D1 = 25, A2 + D2 = 30, D3 = 12, D1 + D2 + D3 = 17 -> D1 + D2 = 5:
+    # D1 in [0, 5], A1 in [20, 25], A2 in [25, 30].
+    out = suppress_group(linked_group(), settings=SETTINGS, links=[(A_IND, B_IND)])
+    real = out[out["indicator"] != DIFF]
+    hidden = real[real["status"] == "suppressed"]
+    assert set(zip(hidden["indicator"], hidden["area_code"], hidden["reason"], strict=True)) == {
+        (A_IND, B1, "secondary"),
+        (A_IND, B2, "secondary"),
+    }
+    rows = out.set_index(["indicator", "area_code"])
+    assert (rows.loc[(DIFF, B1), "feasible_lower"], rows.loc[(DIFF, B1), "feasible_upper"]) == (
+        pytest.approx((0.0, 5.0))
+    )
+    assert bool(rows.loc[(DIFF, B1), "protected"]) is True
+    assert (rows.loc[(A_IND, B1), "feasible_lower"], rows.loc[(A_IND, B1), "feasible_upper"]) == (
+        pytest.approx((20.0, 25.0))
+    )
+    assert (rows.loc[(A_IND, B2), "feasible_lower"], rows.loc[(A_IND, B2), "feasible_upper"]) == (
+        pytest.approx((25.0, 30.0))
+    )
+    # differences of 0 and 12 need no protection: not audited
+    assert pd.isna(rows.loc[(DIFF, B3), "protected"])
+    assert set(out.loc[out["indicator"] == DIFF, "reason"]) == {"linked_difference"}
+
+
+def test_linked_tables_without_secondary_fail_the_audit() -> None:
+    # Secondary off: A and B all published, so D1 = 25 - 20 = 5 exactly.
+    out = suppress_group(linked_group(), settings=SETTINGS, links=[(A_IND, B_IND)], secondary=False)
+    rows = out.set_index(["indicator", "area_code"])
+    assert (rows.loc[(DIFF, B1), "feasible_lower"], rows.loc[(DIFF, B1), "feasible_upper"]) == (
+        pytest.approx((5.0, 5.0))
+    )
+    assert out["protected"].eq(False).sum() == 1
+    assert (out.loc[out["indicator"] != DIFF, "status"] == "ok").all()
+
+
+def test_linked_indicators_from_the_catalogue() -> None:
+    from zicht.features.settings import Phenomenon
+    from zicht.models.disclosure import linked_indicators
+
+    phenomena = {
+        "drugs": Phenomenon(
+            "drugs",
+            incident_codes=("F42", "F43", "F44"),
+            classes=("3.1.1",),
+            signal_categories=("drugslab", "hennepkwekerij"),
+        ),
+        "productie": Phenomenon(
+            "productie", incident_codes=("F43", "F44"), signal_categories=("drugslab",)
+        ),
+        # class-only definition: takes coded incidents by class, so it is not within drugs
+        "klasse": Phenomenon("klasse", classes=("3.1.1",)),
+        "geweld": Phenomenon("geweld", incident_codes=("F540",)),
+    }
+    specs = [
+        IndicatorSpec("context.inhabitants", "", "count", "d", sources=("persons",)),
+    ]
+    for p in phenomena:
+        specs += [
+            IndicatorSpec(f"{p}.incidents", p, "count", "d", sources=("incidents",)),
+            IndicatorSpec(
+                f"{p}.suspects", p, "count", "d", sources=("incidents", "suspects"), additive=False
+            ),
+            IndicatorSpec(f"{p}.signals", p, "count", "d", sources=("signals",)),
+            IndicatorSpec(
+                f"{p}.incidents_per_1000",
+                p,
+                "rate",
+                "d",
+                f"{p}.incidents",
+                "context.inhabitants",
+                sources=("incidents",),
+            ),
+        ]
+    assert linked_indicators(phenomena, specs) == [
+        ("productie.incidents", "drugs.incidents"),
+        ("productie.signals", "drugs.signals"),
+        ("productie.suspects", "drugs.suspects"),
+    ]
+
+
+@pytest.mark.spark
+def test_linked_tables_through_spark_and_the_report(spark: SparkSession) -> None:
+    """Linked tables end to end, secondary off failing the audit, and partition invariance."""
+    from zicht.models.disclosure import apply_disclosure, disclosure_report
+
+    pdf = linked_group()
+    rows = [
+        (r.level, r.area_code, 2024, r.indicator, float(r.value), "ok")
+        for r in pdf.itertuples(index=False)
+    ]
+    inh = {B1: 1000.0, B2: 1000.0, B3: 1000.0, W1: 3000.0, G: 3000.0}
+    a_vals = dict(zip(pdf.loc[pdf["indicator"] == A_IND, "area_code"], pdf["value"], strict=False))
+    for area, v in inh.items():
+        lv = LEVEL.get(area, "buurt")
+        rows.append((lv, area, 2024, "context.inhabitants", v, "ok"))
+        rows.append((lv, area, 2024, "drugs_productie.rate", a_vals[area], "ok"))
+    cells = spark.createDataFrame(rows, CELLS_SCHEMA)
+    hier = spark.createDataFrame([(b, W1, G) for b in (B1, B2, B3)], HIERARCHY_SCHEMA)
+    specs = [
+        IndicatorSpec(A_IND, "drugs_productie", "count", "d"),
+        IndicatorSpec(B_IND, "drugs", "count", "d"),
+        IndicatorSpec("context.inhabitants", "", "count", "d"),
+        IndicatorSpec("drugs_productie.rate", "drugs_productie", "rate", "d", A_IND,
+                      "context.inhabitants"),
+    ]  # fmt: skip
+    links = [(A_IND, B_IND)]
+    published, audit = apply_disclosure(
+        cells.repartition(3), hier, specs=specs, settings=SETTINGS, links=links
+    )
+    got = _as_dict(published)
+    assert {k for k, v in got.items() if v[0] == "suppressed"} == {
+        (A_IND, B1),
+        (A_IND, B2),
+        ("drugs_productie.rate", B1),  # inherited from the secondary counts
+        ("drugs_productie.rate", B2),
+    }
+    assert not any(DIFF in k[0] for k in got)
+    one, _ = apply_disclosure(cells.coalesce(1), hier, specs=specs, settings=SETTINGS, links=links)
+    assert _as_dict(one) == got
+    report = disclosure_report(audit, settings=SETTINGS, links=links)
+    assert report["audit"]["passed"] is True
+    assert report["audit"]["linked_differences_audited"] == 1  # only D1 = 5 needs protection
+    assert report["linked_tables"] == [{"narrow": A_IND, "broad": B_IND}]
+    # 5 areas x 2 counts of A and B + inhabitants 5 = 15 cells >= 10; A1, A2 secondary
+    assert report["information_loss"]["count_cells_at_or_above_min"] == 15
+    assert report["information_loss"]["hidden_by_secondary"] == 2
+
+    # Secondary suppression off (the issue's weakened pattern): the audit must fail (D1 = 5
+    # follows from the published A1 and B1; the hierarchy case is test_audit_fails_without_...).
+    _, weak = apply_disclosure(
+        cells, hier, specs=specs, settings=SETTINGS, links=links, secondary=False
+    )
+    verdict = disclosure_report(weak, settings=SETTINGS, links=links)["audit"]
+    assert verdict["passed"] is False
+    assert verdict["linked_differences_unprotected"] == 1
+
+
+def test_a_link_the_data_contradict_is_dropped() -> None:
+    # B1 = 15 < A1 = 20: "narrow within broad" does not hold here, so B - A is no count and
+    # the pair takes part in no relation (no difference rows); A and B are then audited alone.
+    pdf = linked_group()
+    pdf.loc[(pdf["indicator"] == B_IND) & (pdf["area_code"] == B1), "value"] = 15.0
+    pdf.loc[(pdf["indicator"] == B_IND) & (pdf["level"] != "buurt"), "value"] = 97.0
+    out = suppress_group(pdf, settings=SETTINGS, links=[(A_IND, B_IND)])
+    assert DIFF not in set(out["indicator"])
+    assert (out["status"] == "ok").all()

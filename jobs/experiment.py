@@ -1,0 +1,172 @@
+"""``zicht experiment``: sweep a grid of area-typology candidates, one nested MLflow run each.
+
+For researchers who want to compare typologies beyond the pipeline's default three candidates.
+
+Reads the configuration (``conf/`` + ``--conf``: the grid in ``experiment``, the preprocessing
+and seed in ``model``, the indicator catalogue for the rate smoothing) and ``--features``, the
+``restricted/area_features.parquet`` of a ``zicht run`` (a file or a folder of parts). Writes
+nothing but MLflow runs (in ``MLFLOW_TRACKING_URI``, else the SQLite store beside the run's
+output folder, as ``zicht run`` does): a parent run with the grid as params, the features as a
+dataset input, the comparison as ``experiment/candidates.csv``, and one nested run per
+candidate; the comparison table also goes to stdout.
+
+No Spark: the features are one row per buurt and year (about 14k buurten nationally), small by
+construction, so pandas reads them and scikit-learn fits on the driver (``zicht.models.typology``
+explains the candidates and the criterion: silhouette on the same scaled space, with resample
+stability).
+
+    zicht experiment --conf grid.yaml --features OUT/restricted/area_features.parquet
+
+with ``grid.yaml`` like::
+
+    experiment: {n_clusters: [4, 6, 8], algorithms: [kmeans, gmm, hdbscan], min_cluster_sizes: [0, 50]}
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from zicht.features.settings import ConfigError, ExperimentSettings, Settings
+from zicht.jobs.config import load_settings
+from zicht.jobs.runtime import mlflow_tracking_uri
+from zicht.models.typology import (
+    TypologySpec,
+    candidate_table,
+    choose_candidate,
+    evaluate_candidates,
+    prepare_area_features,
+    rate_parts_from_catalogue,
+)
+
+TABLE_COLUMNS = [
+    "candidate",
+    "n_types",
+    "silhouette",
+    "bootstrap_ari",
+    "bic",
+    "noise_share",
+    "fit_seconds",
+    "is_chosen",
+]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="zicht experiment",
+        description="Sweep typology candidates over the area features; one MLflow run each.",
+    )
+    p.add_argument("--conf", default=None, help="YAML overlay with an `experiment:` grid")
+    p.add_argument(
+        "--features", required=True, help="restricted/area_features.parquet of a zicht run"
+    )
+    return p.parse_args(argv)
+
+
+def build_grid(grid: ExperimentSettings) -> list[TypologySpec]:
+    """k-means and mixture per ``n_clusters``, HDBSCAN per ``min_cluster_sizes``."""
+    specs: list[TypologySpec] = []
+    for algorithm in grid.algorithms:
+        if algorithm == "hdbscan":
+            specs += [TypologySpec("hdbscan", min_cluster_size=m) for m in grid.min_cluster_sizes]
+        else:
+            specs += [TypologySpec(algorithm, n_clusters=k) for k in grid.n_clusters]
+    return specs
+
+
+def compare(features: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Fit and score every candidate of the grid on the same scaled space; the comparison."""
+    prepared = prepare_area_features(
+        features,
+        settings=settings.model,
+        rate_parts=rate_parts_from_catalogue(settings.indicators),
+    )
+    # one native thread: the same results on every machine (see fit_area_models)
+    with threadpool_limits(limits=1):
+        candidates = evaluate_candidates(
+            prepared.Z,
+            build_grid(settings.experiment),
+            seed=settings.model.seed,
+            stability=settings.experiment.stability,
+        )
+    best = choose_candidate(candidates)
+    return candidate_table(candidates, best.spec.name)
+
+
+def _store_dir(features: Path) -> Path:
+    """The run's output folder (features live in OUT/restricted/), whose parent holds the store."""
+    parent = features.resolve().parent
+    return parent.parent if parent.name == "restricted" else parent
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    features_path = Path(args.features)
+    try:
+        settings = load_settings(args.conf)
+    except ConfigError as exc:
+        print(f"zicht experiment: {exc}", file=sys.stderr)
+        return 2
+    if not features_path.exists():
+        print(f"zicht experiment: --features {features_path}: no such file", file=sys.stderr)
+        return 2
+    if not build_grid(settings.experiment):
+        print("zicht experiment: the grid is empty (experiment.algorithms)", file=sys.stderr)
+        return 2
+    features = pd.read_parquet(features_path)
+
+    import mlflow
+
+    from zicht.jobs.track import log_candidate_runs, log_features_dataset, log_metrics_safely
+
+    store = _store_dir(features_path)
+    mlflow.set_tracking_uri(mlflow_tracking_uri(store))
+    name = settings.mlflow.experiment
+    if mlflow.get_experiment_by_name(name) is None:
+        # artifacts beside the store, inside the secure environment like restricted/
+        mlflow.create_experiment(name, artifact_location=(store.parent / "mlruns").as_uri())
+    mlflow.set_experiment(name)
+    started = dt.datetime.now(dt.UTC)
+    try:
+        with mlflow.start_run(run_name=f"zicht-experiment-{started:%Y%m%dT%H%M%S}") as run:
+            mlflow.set_tags({"zicht.kind": "experiment", "zicht.features": str(features_path)})
+            params = {
+                k: v
+                for k, v in settings.to_flat_params().items()
+                if k.startswith(("experiment.", "model."))
+            }
+            mlflow.log_params({k: v[:500] for k, v in params.items()})
+            log_features_dataset(features, str(features_path))
+            table = compare(features, settings)
+            log_candidate_runs(table, parent_tags={"zicht.kind": "experiment"})
+            mlflow.log_text(table.to_csv(index=False), "experiment/candidates.csv")
+            chosen = table[table["is_chosen"]].iloc[0]
+            mlflow.set_tag("zicht.best_candidate", str(chosen["candidate"]))
+            log_metrics_safely(
+                {
+                    "best_silhouette": chosen["silhouette"],
+                    "best_bootstrap_ari": chosen["bootstrap_ari"],
+                    "n_candidates": len(table),
+                },
+                tag="zicht.undefined_metrics",
+            )
+    except ValueError as exc:  # nothing varies between the areas, bad feature columns
+        print(f"zicht experiment: {exc}", file=sys.stderr)
+        return 2
+    shown = table.sort_values("silhouette", ascending=False, na_position="last")[TABLE_COLUMNS]
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(
+        f"best by silhouette: {chosen['candidate']}  (MLflow run {run.info.run_id} in "
+        f"{mlflow.get_tracking_uri()})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
