@@ -8,12 +8,14 @@ SCALE  ?= small
 SEED   ?= 42
 LINT   := $(wildcard jobs features models tests notebooks tools)
 
-.PHONY: help install check lint format typecheck test test-fast demo dist clean
+.PHONY: help install check lint format typecheck test test-fast test-heavy demo dist dist-wheel clean
 
 help:
 	@echo "make demo       create .venv, install, synthesise a data set, run the pipeline"
 	@echo "make test       lint, type-check and run the whole test suite (what CI runs)"
 	@echo "make test-fast  the quick tier (no end-to-end, no heavy tests)"
+	@echo "make test-heavy spark-submit, loopback cluster and notebook tests only"
+	@echo "make dist       wheel for --py-files and packed executor environment for --archives"
 	@echo "make check      ruff and mypy only"
 
 $(PY):
@@ -54,6 +56,10 @@ test: check
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not e2e and not heavy"
 
+# spark-submit (local and a loopback standalone cluster) and the notebooks; `make test` runs them too
+test-heavy: $(STAMP)
+	$(VENV)/bin/pytest -q -m heavy
+
 demo: $(STAMP)
 	@rm -rf $(DEMO)/input
 	@start=$$(date +%s); \
@@ -62,8 +68,35 @@ demo: $(STAMP)
 	$(PY) -m zicht.jobs.summary $(DEMO)/output && \
 	echo "demo finished in $$(( $$(date +%s) - start )) s"
 
+# dist/zicht-<version>-py3-none-any.whl (pip install), the same bytes as .zip for --py-files
+# (PySpark puts only .zip, .egg and .jar py-files on the executors' Python path: a .whl there
+# reaches the driver but not the executors), and dist/zicht-env.tar.gz (venv-pack) for
+# --archives: --py-files carries zicht's own code only, not shapely, igraph or scikit-learn. The
+# executors' environment holds zicht's dependencies except pyspark (Spark puts its own on the
+# executors' path) and mlflow (the driver alone talks to MLflow); zicht itself comes with
+# --py-files, so a code change needs a new wheel only, not a new environment. venv-pack links python
+# to the interpreter it was built with: executors need Python 3.11 at the same path.
+# Python 3.11's zipimport finds a namespace package (zicht has no __init__.py) in a zip only
+# through a directory entry, and wheels carry none: without the entries, `--py-files
+# zicht-*.zip` fails with "No module named 'zicht'".
+EXEC_ENV  := build/executor-env
+WHEEL_DIR ?= dist
+dist-wheel: $(STAMP)
+	mkdir -p $(WHEEL_DIR)
+	rm -f $(WHEEL_DIR)/zicht-*.whl $(WHEEL_DIR)/zicht-*.zip
+	$(PY) -m pip wheel --quiet --no-deps -w $(WHEEL_DIR) .
+	$(PY) -c "import sys, zipfile; p = sys.argv[1]; n = zipfile.ZipFile(p).namelist(); d = sorted({x.rsplit('/', i)[0] + '/' for x in n for i in range(1, x.count('/') + 1)} - set(n)); z = zipfile.ZipFile(p, 'a'); [z.writestr(zipfile.ZipInfo(e), b'') for e in d]; z.close()" $(WHEEL_DIR)/zicht-*.whl
+	for w in $(WHEEL_DIR)/zicht-*.whl; do cp "$$w" "$${w%.whl}.zip"; done
+
 dist: $(STAMP)
-	$(PY) -m pip wheel --no-deps -w dist .
+	rm -rf dist $(EXEC_ENV)
+	mkdir -p build
+	$(MAKE) --no-print-directory dist-wheel WHEEL_DIR=dist
+	$(PY) -c "from importlib.metadata import requires; print('\n'.join(r for r in requires('zicht') if 'extra ==' not in r and not r.startswith(('pyspark', 'mlflow'))))" > build/executor-requirements.txt
+	$(PYTHON) -m venv $(EXEC_ENV)
+	$(EXEC_ENV)/bin/pip install --quiet venv-pack -r build/executor-requirements.txt
+	$(EXEC_ENV)/bin/venv-pack --quiet -p $(EXEC_ENV) -o dist/zicht-env.tar.gz
+	@ls -lh dist
 
 clean:
 	rm -rf $(DEMO) .typecheck .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

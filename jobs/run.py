@@ -9,7 +9,7 @@ so a failed or killed run leaves the previous output as it was.
 
 Also runs under spark-submit with the same code::
 
-    spark-submit --master spark://host:7077 --py-files dist/zicht-0.1.0-py3-none-any.whl \\
+    spark-submit --master spark://host:7077 --py-files dist/zicht-0.1.0-py3-none-any.zip \\
         jobs/run.py --input DIR --output DIR
 """
 

@@ -1,0 +1,240 @@
+"""The pipeline under the real ``spark-submit``: local master, then a standalone cluster on loopback.
+
+Both runs use the wheel from ``make dist-wheel`` on ``--py-files`` (as ``.zip``) and a Python that does *not*
+have zicht installed (a bare venv that sees the dev venv's third-party packages through a
+``.pth`` line, which skips zicht's editable-install hook), so they prove that the wheel alone
+carries zicht to the driver and to the executors. The cluster is a master and two workers
+started from the installed pyspark's ``spark-class``, bound to 127.0.0.1, one core and 1 GB each,
+stopped by PID. Its export must equal the local-mode export byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyspark
+import pytest
+
+pytestmark = [pytest.mark.heavy, pytest.mark.e2e]
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SPARK_HOME = Path(pyspark.__file__).parent
+SEED = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cluster")
+
+
+@pytest.fixture(scope="module")
+def wheel(root: Path) -> Path:
+    out = root / "dist"
+    # -o: never reinstall the dev venv from here, only build
+    subprocess.run(
+        ["make", "-s", "-o", ".venv/.install-stamp", "dist-wheel", f"WHEEL_DIR={out}"],
+        cwd=REPO,
+        check=True,
+        timeout=300,
+    )
+    (whl,) = out.glob("zicht-*.whl")
+    # PySpark puts only .zip, .egg and .jar py-files on the executors' path, so the job gets the
+    # wheel's bytes under a .zip name
+    (zipped,) = out.glob("zicht-*.zip")
+    assert zipped.read_bytes() == whl.read_bytes()
+    return zipped
+
+
+@pytest.fixture(scope="module")
+def bare_python(root: Path) -> Path:
+    """A Python with pyspark, pandas, igraph ... but without zicht."""
+    env = root / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    (site,) = (env / "lib").glob("python3*/site-packages")
+    (site / "dev-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    py = env / "bin" / "python"
+    probe = subprocess.run([str(py), "-c", "import zicht.jobs"], capture_output=True)
+    assert probe.returncode != 0, "the bare python must not import zicht by itself"
+    return py
+
+
+@pytest.fixture(scope="module")
+def tiny_input(root: Path) -> Path:
+    print(f"synth seed {SEED}")
+    out = root / "input"
+    subprocess.run(
+        [str(BIN / "zicht"), "synth", "--scale", "tiny", "--seed", str(SEED), "--out", str(out)],
+        check=True,
+        timeout=600,
+        env=_env(Path(sys.executable)),
+    )
+    return out
+
+
+def _env(python: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTHONPATH")}
+    env |= {
+        "SPARK_HOME": str(SPARK_HOME),
+        "PYSPARK_PYTHON": str(python),
+        "PYSPARK_DRIVER_PYTHON": str(python),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+    return env
+
+
+def submit(
+    master: str, *, wheel: Path, python: Path, input_dir: Path, output: Path
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    cmd = [
+        str(BIN / "spark-submit"),
+        "--master",
+        master,
+        "--driver-memory",
+        "1g",
+        "--conf",
+        "spark.ui.enabled=false",
+        "--conf",
+        f"spark.local.dir={output.parent / 'spark-local'}",
+        "--py-files",
+        str(wheel),
+        str(REPO / "jobs" / "run.py"),
+        "--input",
+        str(input_dir),
+        "--output",
+        str(output),
+    ]
+    if master.startswith("spark://"):
+        cmd[3:3] = ["--executor-memory", "768m", "--total-executor-cores", "2"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        cmd, env=_env(python), capture_output=True, text=True, timeout=900, cwd=output.parent
+    )
+    return proc, time.perf_counter() - t0
+
+
+@pytest.fixture(scope="module")
+def local_run(root: Path, wheel: Path, bare_python: Path, tiny_input: Path) -> Path:
+    out = root / "local" / "output"
+    out.parent.mkdir()
+    proc, secs = submit(
+        "local[2]", wheel=wheel, python=bare_python, input_dir=tiny_input, output=out
+    )
+    print(f"spark-submit local[2]: {secs:.0f} s")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+def test_spark_submit_local(local_run: Path) -> None:
+    manifest = json.loads((local_run / "manifest.json").read_text())
+    assert manifest["zicht_version"] == "0.1.0"  # read from the wheel's metadata
+    for rel in ("export/indicators_buurt.csv", "restricted/indicators.parquet"):
+        assert manifest["outputs"][rel]["rows"] > 0, rel
+        assert (local_run / rel).exists()
+
+
+@pytest.fixture(scope="module")
+def standalone(root: Path) -> Iterator[dict[str, str]]:
+    """A master and two workers on 127.0.0.1, from the installed pyspark's spark-class."""
+    port, ui = _free_port(), _free_port()
+    env = _env(Path(sys.executable)) | {
+        "SPARK_LOG_DIR": str(root / "logs"),
+        "SPARK_WORKER_DIR": str(root / "work"),
+        "SPARK_LOCAL_DIRS": str(root / "spark-local"),
+    }
+    logs = root / "logs"
+    logs.mkdir()
+    klass = "org.apache.spark.deploy"
+    cmds = [
+        [f"{klass}.master.Master", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--webui-port", str(ui)],
+    ]
+    for i in range(2):
+        cmds.append(
+            [f"{klass}.worker.Worker", f"spark://127.0.0.1:{port}", "--host", "127.0.0.1"]
+            + ["--cores", "1", "--memory", "1g", "--webui-port", str(_free_port())]
+            + ["--work-dir", str(root / f"work{i}")]
+        )
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for i, args in enumerate(cmds):
+            with (logs / f"daemon{i}.log").open("wb") as log:
+                procs.append(
+                    subprocess.Popen(
+                        [str(BIN / "spark-class"), *args],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+            if i == 0:
+                _wait_for(lambda: _master_state(ui) is not None, "the master's status page")
+        _wait_for(lambda: (_master_state(ui) or {}).get("aliveworkers") == 2, "two workers")
+        yield {"master": f"spark://127.0.0.1:{port}", "ui": str(ui)}
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _master_state(ui: int | str) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2) as r:
+            return json.loads(r.read())
+    except OSError:
+        return None
+
+
+def _wait_for(cond, what: str, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_standalone_cluster_export_equals_local(
+    root: Path, standalone, wheel: Path, bare_python: Path, tiny_input: Path, local_run: Path
+) -> None:
+    out = root / "on-cluster" / "output"
+    out.parent.mkdir()
+    proc, secs = submit(
+        standalone["master"], wheel=wheel, python=bare_python, input_dir=tiny_input, output=out
+    )
+    print(f"spark-submit on the standalone cluster: {secs:.0f} s")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    state = _master_state(standalone["ui"]) or {}
+    apps = state.get("completedapps", []) + state.get("activeapps", [])
+    assert apps and all(a["cores"] >= 1 for a in apps), "the job did not run on the cluster"
+    local_files = sorted(p.name for p in (local_run / "export").iterdir())
+    assert local_files == sorted(p.name for p in (out / "export").iterdir())
+    differing = [
+        name
+        for name in local_files
+        if name.endswith(".csv")
+        and (local_run / "export" / name).read_bytes() != (out / "export" / name).read_bytes()
+    ]
+    assert not differing, differing
+    shutil.rmtree(root / "work0", ignore_errors=True)
