@@ -30,12 +30,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: jobs run on servers without a display
-
 import cloudpickle
-import matplotlib.pyplot as plt
+import matplotlib
 import mlflow
 import mlflow.data
 import numpy as np
@@ -196,7 +192,6 @@ def log_area_models(
 
     for filename, fig in _figures(result):
         mlflow.log_figure(fig, f"{ARTIFACT_DIR}/{filename}")
-        plt.close(fig)
 
     if not result.candidates.empty:
         log_candidate_runs(result.candidates, parent_tags={"zicht.stage": "area_models"})
@@ -204,6 +199,13 @@ def log_area_models(
 
 
 # --------------------------------------------------------------------------- figures
+
+
+def _figure(width: float, height: float) -> tuple[Figure, Any]:
+    """A figure outside pyplot: no backend switch, nothing to close, headless-safe, and a
+    notebook that imports zicht keeps its own inline backend."""
+    fig = Figure(figsize=(width, height), dpi=100)
+    return fig, fig.subplots()
 
 
 def _figures(result: AreaModelResult) -> Iterable[tuple[str, Figure]]:
@@ -219,9 +221,9 @@ def _figures(result: AreaModelResult) -> Iterable[tuple[str, Figure]]:
     last = frame[frame["year"] == year]
     size = float(np.clip(20000 / max(len(last), 1), 1, 30))
 
-    fig, ax = plt.subplots(figsize=(7, 8), dpi=100)
+    fig, ax = _figure(7, 8)
     clusters = sorted(last["cluster"].unique())
-    cmap = plt.get_cmap("tab10" if len(clusters) <= 10 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if len(clusters) <= 10 else "tab20"]
     for i, c in enumerate(clusters):
         part = last[last["cluster"] == c]
         label = f"type {c}" if c >= 0 else "no type"
@@ -234,7 +236,7 @@ def _figures(result: AreaModelResult) -> Iterable[tuple[str, Figure]]:
 
     for column in [c for c in result.typology.columns if c.startswith("hotspot_z_")]:
         phenomenon = column.removeprefix("hotspot_z_")
-        fig, ax = plt.subplots(figsize=(7, 8), dpi=100)
+        fig, ax = _figure(7, 8)
         points = ax.scatter(
             last["x"], last["y"], c=last[column], s=size, cmap="RdBu_r", vmin=-3, vmax=3, lw=0
         )
@@ -249,7 +251,7 @@ def _figures(result: AreaModelResult) -> Iterable[tuple[str, Figure]]:
 
     imp = result.anomaly_importance.head(20)
     if not imp.empty:
-        fig, ax = plt.subplots(figsize=(7, 0.3 * len(imp) + 1.5), dpi=100)
+        fig, ax = _figure(7, 0.3 * len(imp) + 1.5)
         ax.barh(imp["feature"][::-1], imp["importance"][::-1], color="tab:purple")
         ax.set_xlabel("mean drop of the flagged areas' anomaly score when the feature is shuffled")
         ax.set_title("What makes an area unusual (isolation forest)")

@@ -41,11 +41,6 @@ if RUN:
     assert synth_job.main(["--scale", "tiny", "--seed", "1", "--out", str(INPUT)]) == 0
     assert run_job.main(["--input", str(INPUT), "--output", str(OUTPUT)]) == 0
 
-# %%
-# the run switched matplotlib to Agg (the jobs draw MLflow figures on servers): draw into the
-# notebook again
-# %matplotlib inline
-
 # %% [markdown]
 # ## Restricted indicators (before disclosure control) and the partner export
 
