@@ -13,6 +13,10 @@ from collections.abc import Sequence
 JOBS: dict[str, tuple[str, str]] = {
     "synth": ("zicht.jobs.synth", "write a synthetic input folder with planted ground truth"),
     "run": ("zicht.jobs.run", "run the whole pipeline on an input folder"),
+    "export": (
+        "zicht.jobs.export",
+        "re-apply disclosure to a finished run: `zicht export --from OUTPUT --conf FILE`",
+    ),
     "network": ("zicht.jobs.network", "network tools: `zicht network disrupt ...`"),
     "experiment": ("zicht.jobs.experiment", "sweep area-typology candidates, one MLflow run each"),
     "pseudonymize": (

@@ -1,4 +1,15 @@
-"""Partner deliverables beside the CSV tables, and the content scan of ``export/``.
+"""The export stage: disclosure control and the partner deliverables; ``zicht export``.
+
+``zicht run`` calls :func:`publish` as its last stage. ``zicht export --from OUTPUT [--conf
+FILE]`` runs the same stage alone on a finished output folder: it re-applies disclosure control
+with the rules of ``--conf`` to ``restricted/indicators.parquet`` without recomputing any
+feature, and replaces ``export/`` and ``restricted/disclosure_audit.parquet`` only when the
+audit, the leak guard and the release register all pass. Also a Spark job on its own::
+
+    spark-submit --master spark://host:7077 --py-files dist/zicht-0.1.0-py3-none-any.zip \\
+        jobs/export.py --from OUTPUT [--conf FILE] [--force-release]
+
+The deliverables beside the CSV tables:
 
 Writes ``export/indicators.xlsx`` (Dutch workbook: one wide sheet per level, the codebook and a
 sheet explaining the symbols, after CBS StatLine's conventions) and ``export/report.html`` (one
@@ -15,19 +26,39 @@ frames on the driver.
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import html
 import json
+import logging
 import math
+import shutil
+import sys
+import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from zicht.features.export import export_tokens, find_pseudonyms, pseudonym_values
+from zicht.features.export import (
+    check_export,
+    export_tokens,
+    find_pseudonyms,
+    format_values,
+    pseudonym_values,
+)
 from zicht.features.schemas import PSEUDONYM_COLUMNS
-from zicht.jobs.io import find_table
+from zicht.features.settings import ConfigError, IndicatorSpec, Settings
+from zicht.jobs.io import InputError, find_table
+from zicht.jobs.stages import PipelineError, hash_output, stage, use_mlflow
+
+log = logging.getLogger("zicht")
+
+LEVEL_FILES = {lvl: f"export/indicators_{lvl}.csv" for lvl in ("buurt", "wijk", "gemeente")}
 
 LEVEL_SHEETS = {"buurt": "Buurten", "wijk": "Wijken", "gemeente": "Gemeenten"}
 # CBS StatLine's symbols: "x" geheim (confidential), "." gegevens ontbreken (not available), a
@@ -454,3 +485,370 @@ def register_release(
     tmp.write_text(json.dumps(releases, indent=2, default=str))
     tmp.replace(register)
     return []
+
+
+# --------------------------------------------------------------------------- the export stage
+
+
+def codebook_frame(specs: Sequence[IndicatorSpec]) -> pd.DataFrame:
+    """``export/codebook.csv``: one row per published indicator, from the catalogue."""
+    return pd.DataFrame(
+        [
+            {
+                "indicator": s.key,
+                "phenomenon": s.phenomenon,
+                "definition": " ".join(s.definition.split()),
+                "unit": s.unit,
+                "numerator": s.numerator or "",
+                "denominator": s.denominator or "",
+                "sources": ";".join(s.sources),
+                "caveats": " ".join(s.caveats.split()),
+            }
+            for s in specs
+        ]
+    )
+
+
+def disclosure_metrics(report: Mapping[str, Any]) -> dict[str, float]:
+    """MLflow metrics of one disclosure report: cells per level and status, the audit's
+    verdict (1 passed, 0 failed), unprotected cells and the information loss."""
+    metrics: dict[str, float] = {}
+    for level, counts in report.get("levels", {}).items():
+        for k, val in counts.items():
+            if isinstance(val, (int, float)):
+                metrics[f"disclosure_{level}_{k}"] = float(val)
+    audit = report.get("audit", {})
+    metrics["disclosure_audit_passed"] = 1.0 if audit.get("passed") else 0.0
+    metrics["disclosure_unprotected_cells"] = float(audit.get("unprotected_cells", 0))
+    metrics["disclosure_audited_cells"] = float(audit.get("audited_cells", 0))
+    loss = report.get("information_loss", {})
+    if loss.get("overall") is not None:
+        metrics["disclosure_information_loss"] = float(loss["overall"])
+    for level, share in (loss.get("per_level") or {}).items():
+        if share is not None:
+            metrics[f"disclosure_{level}_information_loss"] = float(share)
+    return metrics
+
+
+def publish(
+    spark: SparkSession,
+    settings: Settings,
+    *,
+    cells: DataFrame,
+    areas: DataFrame,
+    specs: Sequence[IndicatorSpec],
+    contributors: DataFrame | None,
+    input_dir: Path,
+    accounting: Mapping[str, Mapping[str, Any]],
+    work: Path,
+    register: Path,
+    release_id: str,
+    timings: dict[str, float],
+    force_release: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Disclosure control and the partner deliverables, written under ``work``.
+
+    ``cells``: ``level, area_code, year, indicator, value, status`` (the run's cells, or
+    ``restricted/indicators.parquet`` read back); ``specs``: the live catalogue (indicators whose
+    sources are absent are left out). Writes ``restricted/disclosure_audit.parquet`` and
+    ``export/``; stops with :class:`PipelineError` when the audit fails, the leak guard finds a
+    problem or the release register refuses the release (unless ``force_release``). Returns
+    ``(outputs, report)``.
+    """
+    from zicht.features.link import area_names
+    from zicht.jobs.validate_inputs import materialize
+    from zicht.models.disclosure import (
+        apply_disclosure,
+        disclosure_report,
+        linked_indicators,
+        published_from_audit,
+    )
+
+    outputs: dict[str, Any] = {}
+    (work / "restricted").mkdir(parents=True, exist_ok=True)
+    (work / "export").mkdir(parents=True, exist_ok=True)
+    with stage(timings, "disclosure"):
+        hierarchy = areas.select("buurt_code", "wijk_code", "gemeente_code")
+        links = linked_indicators(settings.phenomena, specs)
+        _, audit = apply_disclosure(
+            cells,
+            hierarchy,
+            specs=specs,
+            settings=settings.disclosure,
+            magnitude_contributors=contributors,
+            links=links,
+        )
+        audit = materialize(audit, work / "restricted/disclosure_audit.parquet")
+        # projected from the persisted audit, so the pandas suppression runs once
+        published = published_from_audit(audit, settings=settings.disclosure)
+        outputs["restricted/disclosure_audit.parquet"] = hash_output(
+            work, "restricted/disclosure_audit.parquet", audit.count()
+        )
+        report = disclosure_report(
+            audit,
+            settings=settings.disclosure,
+            dominance_applied=contributors is not None,
+            links=links,
+        )
+        if not report["audit"]["passed"]:
+            raise PipelineError(
+                "disclosure audit failed: some suppressed counts can be recovered from the "
+                f"published cells ({report['audit']['unprotected_cells']} cells); nothing was "
+                "exported"
+            )
+
+    with stage(timings, "export"):
+        names = area_names(areas)
+        # The partner tables are aggregates: areas x years x indicators, small by construction
+        # (about 14k buurten x a few years x ~130 indicators nationally), so they are written
+        # from the driver as plain CSV files.
+        pub = (
+            published.join(F.broadcast(names), ["level", "area_code"], "left")
+            .select("level", "area_code", "area_name", "year", "indicator", "value", "status")
+            .orderBy("level", "area_code", "year", "indicator")
+            .toPandas()
+        )
+        unit_of = {s.key: s.unit for s in specs}
+        pub = format_values(pub, unit_of=unit_of)
+        problems = check_export(pub, units=unit_of, min_count=settings.disclosure.min_count)
+        if problems:
+            raise PipelineError("leak guard stopped the export: " + "; ".join(problems[:5]))
+        for level, rel in LEVEL_FILES.items():
+            part = pub[pub["level"] == level]
+            part.to_csv(work / rel, index=False)
+            outputs[rel] = hash_output(work, rel, len(part))
+        codebook = codebook_frame(specs)
+        codebook.to_csv(work / "export/codebook.csv", index=False)
+        outputs["export/codebook.csv"] = hash_output(work, "export/codebook.csv", len(codebook))
+        (work / "export/disclosure_report.json").write_text(
+            json.dumps(report, indent=2, default=str)
+        )
+        outputs["export/disclosure_report.json"] = hash_output(
+            work, "export/disclosure_report.json", 1
+        )
+        write_xlsx(pub, codebook, work / "export/indicators.xlsx", report=report)
+        outputs["export/indicators.xlsx"] = hash_output(work, "export/indicators.xlsx", len(pub))
+        # One row per buurt (~14k nationally) with its outline: bounded, drawn on the driver.
+        area_cols = ["buurt_code", "buurt_name", "x", "y", "land_area_ha", "geometry_wkt"]
+        areas_pd = areas.select(*[c for c in area_cols if c in areas.columns]).toPandas()
+        page = build_report_html(
+            pub,
+            areas_pd,
+            phenomena={k: ph.label for k, ph in settings.phenomena.items()},
+            report=report,
+        )
+        (work / "export/report.html").write_text(page, encoding="utf-8")
+        outputs["export/report.html"] = hash_output(work, "export/report.html", 1)
+        leaks = scan_export(spark, work / "export", input_dir)
+        if leaks:
+            raise PipelineError("leak guard stopped the export: " + "; ".join(leaks[:5]))
+        entry = release_entry(
+            release_id,
+            inputs=accounting,
+            rules=report["parameters"],
+            phenomena={
+                k: {
+                    "incident_codes": sorted(ph.incident_codes),
+                    "classes": sorted(ph.classes),
+                    "signal_categories": sorted(ph.signal_categories),
+                }
+                for k, ph in settings.phenomena.items()
+            },
+        )
+        conflicts = register_release(register, entry, force=force_release)
+        if conflicts:
+            raise PipelineError(
+                f"release register {register} refuses this export: "
+                + "; ".join(conflicts[:3])
+                + " (a partner could subtract the releases; check both releases together, then "
+                "pass --force-release to record this one as forced)"
+            )
+    return outputs, report
+
+
+# --------------------------------------------------------------------------- zicht export
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="zicht export",
+        description="Re-apply disclosure control to a finished run's indicators and replace its "
+        "partner export, without recomputing any feature.",
+    )
+    p.add_argument("--from", dest="source", required=True, help="output folder of `zicht run`")
+    p.add_argument("--conf", default=None, help="YAML overlay (e.g. other disclosure rules)")
+    p.add_argument(
+        "--input",
+        default=None,
+        help="the run's input folder, for the leak guard's pseudonym scan (default: the one "
+        "recorded in manifest.json)",
+    )
+    p.add_argument(
+        "--force-release",
+        action="store_true",
+        help="record the release even if the release register finds it could be differenced "
+        "against an earlier one (after checking both releases together)",
+    )
+    return p.parse_args(argv)
+
+
+def _load_run(source: Path) -> dict[str, Any]:
+    manifest_path = source / "manifest.json"
+    if not manifest_path.exists():
+        raise InputError(f"--from {source}: no manifest.json; not a finished zicht run")
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+    for rel in ("restricted/indicators.parquet", "restricted/areas.parquet"):
+        if not (source / rel).exists():
+            raise InputError(
+                f"--from {source}: {rel} is missing (written by zicht run since version 0.2); "
+                "run `zicht run` again"
+            )
+    return manifest
+
+
+def export_from(
+    spark: SparkSession,
+    settings: Settings,
+    source: Path,
+    *,
+    input_dir: Path | None = None,
+    force_release: bool = False,
+) -> dict[str, Any]:
+    """``zicht export --from``: disclosure and export again on a finished output folder.
+
+    The new ``export/`` and audit are built in a temporary folder inside ``source`` and swapped
+    in only when every check passed; the manifest gets the new outputs' hashes and an entry in
+    ``exports``. Logged as its own MLflow run (tag ``zicht.export_of``: the run's id). Returns
+    the updated manifest.
+    """
+    import mlflow
+
+    source = source.resolve()
+    manifest = _load_run(source)
+    if input_dir is None:
+        recorded = manifest.get("input_dir")
+        if not recorded:
+            raise InputError("manifest.json records no input folder: pass --input")
+        input_dir = Path(recorded)
+    if not input_dir.is_dir():
+        raise InputError(f"input folder {input_dir} (for the leak guard) does not exist")
+    skipped = manifest.get("skipped_indicators", {})
+    specs = [s for s in settings.indicators if s.key not in skipped]
+    cells = spark.read.parquet(str(source / "restricted/indicators.parquet"))
+    if "status" not in cells.columns:
+        raise InputError("restricted/indicators.parquet has no status column: run zicht run again")
+    known = {r["indicator"] for r in cells.select("indicator").distinct().collect()}  # catalogue
+    missing = sorted(s.key for s in specs if s.key not in known)
+    if missing:
+        raise InputError(
+            f"--conf asks for indicators the run did not compute ({', '.join(missing[:5])}); "
+            "the export re-applies disclosure only: run `zicht run` for new indicators"
+        )
+    cells = cells.where(F.col("indicator").isin([s.key for s in specs]))
+    areas = spark.read.parquet(str(source / "restricted/areas.parquet"))
+    contrib_path = source / "restricted/magnitude_contributors.parquet"
+    contributors = spark.read.parquet(str(contrib_path)) if contrib_path.exists() else None
+
+    release_id = uuid.uuid4().hex
+    work = source / f".export.tmp-{release_id}"
+    timings: dict[str, float] = {}
+    started = dt.datetime.now(dt.UTC)
+    use_mlflow(settings.mlflow.experiment, source)
+    with mlflow.start_run(run_name=f"zicht-export-{started:%Y%m%dT%H%M%S}"):
+        mlflow.set_tags({"zicht.export_of": str(manifest.get("run_id")), "zicht.stage": "export"})
+        params = settings.to_flat_params()
+        mlflow.log_params({k: v[:500] for k, v in params.items() if k.startswith("disclosure.")})
+        try:
+            outputs, report = publish(
+                spark,
+                settings,
+                cells=cells,
+                areas=areas,
+                specs=specs,
+                contributors=contributors,
+                input_dir=input_dir,
+                accounting=manifest.get("inputs", {}),
+                work=work,
+                register=source.parent / REGISTER_NAME,
+                release_id=release_id,
+                timings=timings,
+                force_release=force_release,
+            )
+        except BaseException:
+            mlflow.set_tag("zicht.failed", "true")
+            mlflow.end_run(status="FAILED")
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        mlflow.log_metrics(
+            {**disclosure_metrics(report), **{f"time_{k}_s": v for k, v in timings.items()}}
+        )
+        mlflow.log_artifact(str(work / "export/disclosure_report.json"))
+        # swap in: export/ as a folder, the audit as a folder (Parquet), then the manifest
+        audit_rel = "restricted/disclosure_audit.parquet"
+        old = source / f".export.old-{release_id}"
+        old.mkdir()
+        (source / "export").rename(old / "export")
+        (source / audit_rel).rename(old / "disclosure_audit.parquet")
+        (work / "export").rename(source / "export")
+        (work / audit_rel).rename(source / audit_rel)
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+        manifest["outputs"] = {
+            k: v
+            for k, v in manifest.get("outputs", {}).items()
+            if not k.startswith("export/") and k != audit_rel
+        } | outputs
+        manifest["config"]["disclosure"] = settings.to_jsonable()["disclosure"]
+        manifest.setdefault("exports", []).append(
+            {
+                "release_id": release_id,
+                "finished": dt.datetime.now(dt.UTC).isoformat(),
+                "rules": report["parameters"],
+                "forced": force_release,
+                "timings_s": timings,
+            }
+        )
+        tmp = source / "manifest.json.tmp"
+        tmp.write_text(json.dumps(manifest, indent=2, default=str))
+        tmp.replace(source / "manifest.json")
+        mlflow.log_artifact(str(source / "manifest.json"))
+    return manifest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from zicht.jobs.config import load_settings
+    from zicht.jobs.runtime import build_spark
+
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
+    try:
+        source = Path(args.source)
+        if not (source / "manifest.json").exists():
+            raise InputError(f"--from {source}: no manifest.json; not a finished zicht run")
+        settings = load_settings(args.conf)
+    except (InputError, ConfigError) as exc:
+        print(f"zicht export: {exc}", file=sys.stderr)
+        return 2
+    spark = build_spark(settings.spark, app_name="zicht-export")
+    try:
+        manifest = export_from(
+            spark,
+            settings,
+            source,
+            input_dir=Path(args.input) if args.input else None,
+            force_release=args.force_release,
+        )
+    except (InputError, PipelineError) as exc:
+        print(f"zicht export: {exc}", file=sys.stderr)
+        return 2
+    last = manifest["exports"][-1]
+    print(f"zicht export {last['release_id']} finished")
+    print(f"  partner tables : {source.resolve() / 'export'}")
+    print(f"  rules          : {json.dumps(last['rules'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

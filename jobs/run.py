@@ -21,42 +21,25 @@ import json
 import logging
 import shutil
 import sys
-import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from zicht.features.export import check_export, format_values
 from zicht.features.indicators import Sources, build_indicators, locate_signals
-from zicht.features.link import area_names, build_residence, locate_incidents
-from zicht.features.settings import ConfigError, IndicatorSpec, Settings
+from zicht.features.link import build_residence, locate_incidents
+from zicht.features.settings import ConfigError, Settings
 from zicht.jobs.config import load_settings
-from zicht.jobs.io import InputError, file_sha256
+from zicht.jobs.export import disclosure_metrics
+from zicht.jobs.io import InputError
 from zicht.jobs.runtime import build_spark, mlflow_tracking_uri
+from zicht.jobs.stages import PipelineError, hash_output, stage, use_mlflow, write_parquet
 from zicht.jobs.validate_inputs import Validated, materialize, validate_inputs
 
 log = logging.getLogger("zicht")
-
-LEVEL_FILES = {lvl: f"export/indicators_{lvl}.csv" for lvl in ("buurt", "wijk", "gemeente")}
-
-
-class PipelineError(Exception):
-    """A stage found a condition that must stop the run (e.g. a failing disclosure audit)."""
-
-
-@contextmanager
-def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
-    t0 = time.perf_counter()
-    log.info("stage %s ...", name)
-    yield
-    timings[name] = round(time.perf_counter() - t0, 3)
-    log.info("stage %s done in %.1f s", name, timings[name])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -85,32 +68,6 @@ def _check_paths(input_dir: Path, output_dir: Path) -> None:
         or input_dir.resolve() in output_dir.resolve().parents
     ):
         raise InputError("--output must not be the input folder or inside it")
-
-
-def _write_parquet(df: DataFrame, path: Path) -> None:
-    df.write.mode("overwrite").parquet(str(path))
-
-
-def _hash_output(root: Path, rel: str, rows: int) -> dict[str, Any]:
-    return {"rows": rows, "sha256": file_sha256(str(root / rel))}
-
-
-def _codebook(specs: Sequence[IndicatorSpec]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "indicator": s.key,
-                "phenomenon": s.phenomenon,
-                "definition": " ".join(s.definition.split()),
-                "unit": s.unit,
-                "numerator": s.numerator or "",
-                "denominator": s.denominator or "",
-                "sources": ";".join(s.sources),
-                "caveats": " ".join(s.caveats.split()),
-            }
-            for s in specs
-        ]
-    )
 
 
 def _geometry_by_buurt(areas: DataFrame) -> dict[str, str] | None:
@@ -147,38 +104,38 @@ def run_pipeline(
     restricted.mkdir(parents=True)
     export.mkdir(parents=True)
     # Intermediate tables of this run (removed before the output is committed).
-    stage = work / "_stage"
+    stage_dir = work / "_stage"
 
-    with _stage(timings, "validate"):
+    with stage(timings, "validate"):
         v: Validated = validate_inputs(
-            spark, str(input_dir), settings, run_date=run_date, stage_dir=stage
+            spark, str(input_dir), settings, run_date=run_date, stage_dir=stage_dir
         )
         for name, rej in v.rejects.items():
             rel = f"restricted/rejects/{name}"
-            _write_parquet(rej, work / rel)
-            outputs[rel] = _hash_output(work, rel, v.accounting[name]["rows_rejected"])
+            write_parquet(rej, work / rel)
+            outputs[rel] = hash_output(work, rel, v.accounting[name]["rows_rejected"])
 
     acc = v.accepted
-    with _stage(timings, "link"):
+    with stage(timings, "link"):
         areas = acc["areas"]
         addresses = acc.get("addresses")
         incidents = locate_incidents(
             acc["incidents"], areas=areas, addresses=addresses, phenomena=settings.phenomena
         )
-        incidents = materialize(incidents, stage / "incidents_located")
+        incidents = materialize(incidents, stage_dir / "incidents_located")
         residence = None
         if "persons" in acc and addresses is not None:
             residence = build_residence(
                 acc["persons"], addresses=addresses, areas=areas, years=v.years
             )
-            residence = materialize(residence, stage / "residence")
+            residence = materialize(residence, stage_dir / "residence")
         signals = None
         if "signals" in acc:
             signals = locate_signals(
                 acc["signals"], addresses=addresses, phenomena=settings.phenomena
             )
 
-    with _stage(timings, "indicators"):
+    with stage(timings, "indicators"):
         src = Sources(
             areas=areas,
             incidents=incidents,
@@ -199,27 +156,39 @@ def run_pipeline(
             specs=settings.indicators,
             coverage=settings.coverage,
             patterns=settings.patterns,
-            checkpoint=lambda df, name: materialize(df, stage / "indicators" / name),
+            checkpoint=lambda df, name: materialize(df, stage_dir / "indicators" / name),
         )
-        cells = materialize(result.cells, stage / "cells")
+        cells = materialize(result.cells, stage_dir / "cells")
         n_cells = cells.count()
-        _write_parquet(
-            cells.select("level", "area_code", "year", "indicator", "value"),
+        # status (ok, not_applicable, not_covered) beside the contract's columns, so that
+        # `zicht export --from` can apply other disclosure rules without recomputing
+        write_parquet(
+            cells.select("level", "area_code", "year", "indicator", "value", "status"),
             work / "restricted/indicators.parquet",
         )
-        outputs["restricted/indicators.parquet"] = _hash_output(
+        outputs["restricted/indicators.parquet"] = hash_output(
             work, "restricted/indicators.parquet", n_cells
+        )
+        contributors = result.magnitude_contributors
+        if contributors is not None:
+            rel = "restricted/magnitude_contributors.parquet"
+            contributors = materialize(contributors, work / rel)
+            outputs[rel] = hash_output(work, rel, contributors.count())
+        # the accepted areas (hierarchy, names, outlines) for the export stage
+        areas = materialize(areas, work / "restricted/areas.parquet")
+        outputs["restricted/areas.parquet"] = hash_output(
+            work, "restricted/areas.parquet", areas.count()
         )
         # One row per buurt and year: small by construction (~14k buurten nationally).
         features_pd = result.area_features.toPandas()
-        _write_parquet(result.area_features, work / "restricted/area_features.parquet")
-        outputs["restricted/area_features.parquet"] = _hash_output(
+        write_parquet(result.area_features, work / "restricted/area_features.parquet")
+        outputs["restricted/area_features.parquet"] = hash_output(
             work, "restricted/area_features.parquet", len(features_pd)
         )
     live_specs = [s for s in settings.indicators if s.key not in result.skipped]
 
     skipped_stages: dict[str, str] = {}
-    with _stage(timings, "network"):
+    with stage(timings, "network"):
         if "suspects" in acc:
             from zicht.models.network import build_layer_edges, build_network
 
@@ -244,13 +213,13 @@ def run_pipeline(
                 ("restricted/network_members.parquet", members),
                 ("restricted/communities.parquet", communities),
             ):
-                _write_parquet(df, work / rel)
-                outputs[rel] = _hash_output(work, rel, df.count())
+                write_parquet(df, work / rel)
+                outputs[rel] = hash_output(work, rel, df.count())
         else:
             skipped_stages["network"] = "table suspects is absent"
 
     model_result = None
-    with _stage(timings, "area_models"):
+    with stage(timings, "area_models"):
         from zicht.models.typology import fit_area_models, rate_parts_from_catalogue
 
         try:
@@ -267,120 +236,29 @@ def run_pipeline(
             skipped_stages["area_models"] = str(exc)
         if model_result is not None:
             typ = spark.createDataFrame(model_result.typology)
-            _write_parquet(typ, work / "restricted/area_typology.parquet")
-            outputs["restricted/area_typology.parquet"] = _hash_output(
+            write_parquet(typ, work / "restricted/area_typology.parquet")
+            outputs["restricted/area_typology.parquet"] = hash_output(
                 work, "restricted/area_typology.parquet", len(model_result.typology)
             )
 
-    with _stage(timings, "disclosure"):
-        from zicht.models.disclosure import (
-            apply_disclosure,
-            disclosure_report,
-            linked_indicators,
-            published_from_audit,
-        )
+    from zicht.jobs.export import REGISTER_NAME, publish
 
-        hierarchy = areas.select("buurt_code", "wijk_code", "gemeente_code")
-        links = linked_indicators(settings.phenomena, live_specs)
-        _, audit = apply_disclosure(
-            cells,
-            hierarchy,
-            specs=live_specs,
-            settings=settings.disclosure,
-            magnitude_contributors=result.magnitude_contributors,
-            links=links,
-        )
-        audit = materialize(audit, work / "restricted/disclosure_audit.parquet")
-        # projected from the persisted audit, so the pandas suppression runs once
-        published = published_from_audit(audit, settings=settings.disclosure)
-        outputs["restricted/disclosure_audit.parquet"] = _hash_output(
-            work, "restricted/disclosure_audit.parquet", audit.count()
-        )
-        report = disclosure_report(
-            audit,
-            settings=settings.disclosure,
-            dominance_applied=result.magnitude_contributors is not None,
-            links=links,
-        )
-        if not report["audit"]["passed"]:
-            raise PipelineError(
-                "disclosure audit failed: some suppressed counts can be recovered from the "
-                f"published cells ({report['audit']['unprotected_cells']} cells); nothing was "
-                "exported"
-            )
-
-    with _stage(timings, "export"):
-        names = area_names(areas)
-        # The partner tables are aggregates: areas x years x indicators, small by construction
-        # (about 14k buurten x a few years x ~60 indicators nationally), so they are written
-        # from the driver as plain CSV files.
-        pub = (
-            published.join(F.broadcast(names), ["level", "area_code"], "left")
-            .select("level", "area_code", "area_name", "year", "indicator", "value", "status")
-            .orderBy("level", "area_code", "year", "indicator")
-            .toPandas()
-        )
-        unit_of = {s.key: s.unit for s in live_specs}
-        pub = format_values(pub, unit_of=unit_of)
-        problems = check_export(pub, units=unit_of, min_count=settings.disclosure.min_count)
-        if problems:
-            raise PipelineError("leak guard stopped the export: " + "; ".join(problems[:5]))
-        for level, rel in LEVEL_FILES.items():
-            part = pub[pub["level"] == level]
-            part.to_csv(work / rel, index=False)
-            outputs[rel] = _hash_output(work, rel, len(part))
-        codebook = _codebook(live_specs)
-        codebook.to_csv(work / "export/codebook.csv", index=False)
-        outputs["export/codebook.csv"] = _hash_output(work, "export/codebook.csv", len(codebook))
-        (work / "export/disclosure_report.json").write_text(
-            json.dumps(report, indent=2, default=str)
-        )
-        outputs["export/disclosure_report.json"] = _hash_output(
-            work, "export/disclosure_report.json", 1
-        )
-        from zicht.jobs.export import build_report_html, scan_export, write_xlsx
-
-        write_xlsx(pub, codebook, work / "export/indicators.xlsx", report=report)
-        outputs["export/indicators.xlsx"] = _hash_output(work, "export/indicators.xlsx", len(pub))
-        # One row per buurt (~14k nationally) with its outline: bounded, drawn on the driver.
-        area_cols = ["buurt_code", "buurt_name", "x", "y", "land_area_ha", "geometry_wkt"]
-        areas_pd = areas.select(*[c for c in area_cols if c in areas.columns]).toPandas()
-        page = build_report_html(
-            pub,
-            areas_pd,
-            phenomena={k: ph.label for k, ph in settings.phenomena.items()},
-            report=report,
-        )
-        (work / "export/report.html").write_text(page, encoding="utf-8")
-        outputs["export/report.html"] = _hash_output(work, "export/report.html", 1)
-        leaks = scan_export(spark, work / "export", input_dir)
-        if leaks:
-            raise PipelineError("leak guard stopped the export: " + "; ".join(leaks[:5]))
-        # The register sits beside the MLflow store (inside the secure environment).
-        from zicht.jobs.export import REGISTER_NAME, register_release, release_entry
-
-        register = work.parent / REGISTER_NAME
-        entry = release_entry(
-            work.name.rsplit("-", 1)[-1],
-            inputs=v.accounting,
-            rules=report["parameters"],
-            phenomena={
-                k: {
-                    "incident_codes": sorted(ph.incident_codes),
-                    "classes": sorted(ph.classes),
-                    "signal_categories": sorted(ph.signal_categories),
-                }
-                for k, ph in settings.phenomena.items()
-            },
-        )
-        conflicts = register_release(register, entry)
-        if conflicts:
-            raise PipelineError(
-                f"release register {register} refuses this export: "
-                + "; ".join(conflicts[:3])
-                + " (a partner could subtract the releases; remove the earlier entry from the "
-                "register only after checking both releases together)"
-            )
+    # The register sits beside the MLflow store (inside the secure environment).
+    published_outputs, report = publish(
+        spark,
+        settings,
+        cells=cells,
+        areas=areas,
+        specs=live_specs,
+        contributors=contributors,
+        input_dir=input_dir,
+        accounting=v.accounting,
+        work=work,
+        register=work.parent / REGISTER_NAME,
+        release_id=work.name.rsplit("-", 1)[-1],
+        timings=timings,
+    )
+    outputs.update(published_outputs)
 
     return {
         "period": {
@@ -394,6 +272,7 @@ def run_pipeline(
         )
         if "persons" in acc
         else "persons absent",
+        "input_dir": str(input_dir.resolve()),
         "inputs": v.accounting,
         "extra_columns_dropped": {k: c for k, c in v.extra_columns.items() if c},
         "skipped_indicators": dict(result.skipped),
@@ -429,13 +308,7 @@ def run(
     work = output_dir.parent / f".{output_dir.name}.tmp-{run_id}"
     timings: dict[str, float] = {}
 
-    mlflow.set_tracking_uri(mlflow_tracking_uri(output_dir))
-    exp = mlflow.get_experiment_by_name(settings.mlflow.experiment)
-    if exp is None:
-        # Artifacts beside the store, inside the secure environment like restricted/.
-        artifacts = (output_dir.parent / "mlruns").resolve().as_uri()
-        mlflow.create_experiment(settings.mlflow.experiment, artifact_location=artifacts)
-    mlflow.set_experiment(settings.mlflow.experiment)
+    use_mlflow(settings.mlflow.experiment, output_dir)
 
     with mlflow.start_run(run_name=f"zicht-run-{started:%Y%m%dT%H%M%S}") as mrun:
         try:
@@ -455,10 +328,7 @@ def run(
                 for k in ("rows_read", "rows_used", "rows_rejected", "rows_excluded"):
                     metrics[f"{table}_{k}"] = float(a[k])
             metrics["indicator_cells"] = float(n_cells)
-            for level, counts in report.get("levels", {}).items():
-                for k, val in counts.items():
-                    if isinstance(val, (int, float)):
-                        metrics[f"disclosure_{level}_{k}"] = float(val)
+            metrics.update(disclosure_metrics(report))
             mlflow.log_metrics(metrics)
             if model_result is not None:
                 from zicht.jobs.track import log_area_models

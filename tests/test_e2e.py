@@ -223,3 +223,74 @@ def test_unknown_config_key_is_an_error(done, tmp_path: Path, capsys) -> None:
     )
     assert code == 2
     assert "min_cont" in capsys.readouterr().err
+
+
+def _count_values(folder: Path) -> pd.Series:
+    """Every published count of the partner CSVs (codebook units, independent of zicht)."""
+    units = pd.read_csv(folder / "export/codebook.csv").set_index("indicator")["unit"]
+    frames = [pd.read_csv(folder / f"export/indicators_{lvl}.csv") for lvl in LEVELS]
+    pub = pd.concat(frames)
+    counts = pub[(pub["indicator"].map(units) == "count") & (pub["status"] == "ok")]
+    return counts["value"].astype(float)
+
+
+LEVELS = ("buurt", "wijk", "gemeente")
+
+
+def test_export_from_reapplies_other_rules_without_recomputing(done, tmp_path: Path) -> None:
+    """``zicht export --from``: stricter rules give a new export; weaker rules after it are
+    refused by the release register unless forced; the indicators are never recomputed."""
+    from mlflow.tracking import MlflowClient
+
+    from zicht.jobs import export as export_job
+
+    out = tmp_path / "runs" / "output"
+    shutil.copytree(done["output"], out)
+    before = json.loads((out / "manifest.json").read_text())
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("disclosure:\n  min_count: 15\n  min_numerator: 15\n  min_denominator: 15\n")
+    mp = pytest.MonkeyPatch()
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    try:
+        assert export_job.main(["--from", str(out), "--conf", str(strict)]) == 0
+        after = json.loads((out / "manifest.json").read_text())
+        counts = _count_values(out)
+        assert not ((counts > 0) & (counts < 15)).any()
+        # the baseline export did publish counts of 10..14, so the new rules changed something
+        base_counts = _count_values(done["output"])
+        assert ((base_counts >= 10) & (base_counts < 15)).any()
+        report = json.loads((out / "export/disclosure_report.json").read_text())
+        assert report["parameters"]["min_count"] == 15 and report["audit"]["passed"]
+        for rel in ("restricted/indicators.parquet", "restricted/area_features.parquet"):
+            assert after["outputs"][rel] == before["outputs"][rel], rel
+        assert (
+            after["outputs"]["export/indicators_buurt.csv"]
+            != before["outputs"]["export/indicators_buurt.csv"]
+        )
+        assert len(after["exports"]) == 1 and after["config"]["disclosure"]["min_count"] == 15
+        leftovers = [p.name for p in out.iterdir() if p.name.startswith(".")]
+        assert leftovers == []
+
+        # weaker rules than the release before: a partner could difference the two
+        weak = tmp_path / "weak.yaml"
+        weak.write_text("disclosure:\n  min_count: 5\n  min_numerator: 5\n  min_denominator: 5\n")
+        buurt_csv = (out / "export/indicators_buurt.csv").read_bytes()
+        assert export_job.main(["--from", str(out), "--conf", str(weak)]) == 2
+        assert (out / "export/indicators_buurt.csv").read_bytes() == buurt_csv
+        assert json.loads((out / "manifest.json").read_text())["exports"] == after["exports"]
+        assert export_job.main(["--from", str(out), "--conf", str(weak), "--force-release"]) == 0
+        releases = json.loads((out.parent / export_job.REGISTER_NAME).read_text())
+        assert [r["forced"] for r in releases] == [False, True]
+    finally:
+        mp.undo()
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{out.parent / 'mlflow.db'}")
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string=f"tags.`zicht.export_of` = '{before['run_id']}'",
+    )
+    statuses = sorted(r.info.status for r in runs)
+    assert statuses == ["FAILED", "FINISHED", "FINISHED"]
+    ok = [r for r in runs if r.info.status == "FINISHED"]
+    assert all(r.data.metrics["disclosure_audit_passed"] == 1.0 for r in ok)
+    assert all("disclosure_information_loss" in r.data.metrics for r in ok)
