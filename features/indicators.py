@@ -71,6 +71,12 @@ class Sources:
     property_transactions: DataFrame | None = None
     household_income: DataFrame | None = None
     areas_have_inhabitants: bool = False
+    # Rootedness counts made from the networks (zicht.models.network computes them; the job
+    # passes them in): co-offending ties per level (level, area_code, year, indicator, value;
+    # not additive) and the youth ties per layer per buurt (buurt_code, year, indicator, value;
+    # additive, rolled up like every buurt count).
+    cooffending_counts: DataFrame | None = None
+    youth_tie_counts: DataFrame | None = None
 
     def available(self) -> set[str]:
         have = {"areas", "incidents"}
@@ -87,6 +93,10 @@ class Sources:
                 have.add(name)
         if self.residence is not None:
             have.add("persons")
+        if self.youth_tie_counts is not None:
+            have.add("person_links")
+        if self.cooffending_counts is not None:
+            have.add("network")
         if self.areas_have_inhabitants:
             have.add("areas.inhabitants")
         return have
@@ -747,8 +757,19 @@ def build_indicators(
     buurt = buurt.unionByName(
         _static_buurt_counts(src, years_df).where(F.col("indicator").isin(sorted(additive)))
     )
+    if src.youth_tie_counts is not None:
+        buurt = buurt.unionByName(
+            src.youth_tie_counts.select(
+                "buurt_code", F.col("year").cast("long").alias("year"), "indicator", "value"
+            ).where(F.col("indicator").isin(sorted(additive)))
+        )
     long_counts = _roll_up(cut(buurt, "buurt_counts"), hierarchy)
     per_level = _per_level_counts(src, want=want - additive, patterns=patterns, years_df=years_df)
+    if src.cooffending_counts is not None:
+        ties = src.cooffending_counts.select(
+            "level", "area_code", F.col("year").cast("long").alias("year"), "indicator", "value"
+        ).where(F.col("indicator").isin(sorted(want - additive)))
+        per_level = ties if per_level is None else per_level.unionByName(ties)
     if per_level is not None:
         long_counts = long_counts.unionByName(cut(per_level, "per_level_counts"))
     magnitudes = _magnitudes(src, want={s.key for s in derived_specs}, years_df=years_df)

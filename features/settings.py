@@ -180,6 +180,10 @@ class IndicatorSpec:
     # METHODS): median_distance_km, mean_woz, density_per_km2, eb_smoothed, relative_gemeente,
     # relative_study_area. Empty: a count, or numerator / denominator for a rate or share.
     method: str = ""
+    # A count whose units are a subset of another count's in the same area and year (e.g.
+    # inhabitants aged 12+ within inhabitants): the difference is a count too, so disclosure
+    # control protects the two as linked tables. ``{P}`` is filled in like the other fields.
+    within: str | None = None
 
 
 @dataclass(frozen=True)

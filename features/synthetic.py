@@ -100,7 +100,7 @@ SCALES: dict[str, ScaleParams] = {
         many_directors_per_100k=30.0,
         overbewoning_per_10k_dwellings=20.0,
         doorsluis_per_10k_dwellings=20.0,
-        hotspot_share=0.1,
+        hotspot_share=0.3,  # one nightlife district of three buurten
     ),
     "small": ScaleParams(
         "small",
@@ -579,11 +579,21 @@ def plan_areas(params: ScaleParams, rng: Rng) -> AreaPlan:
         cand = populated[gi[populated] == g]
         if len(cand):
             hot[rng.choice(cand)] = True
+    # the rest lie next to those seeds, in the same gemeente: a nightlife district is a cluster
+    # of adjacent buurten, which is what hot-spot statistics (Gi*) are meant to find
     extra = n_hot - int(hot.sum())
-    if extra > 0:
-        cand = populated[~hot[populated]]
-        p = 1 / wealth[cand]
-        hot[rng.choice(cand, size=min(extra, len(cand)), replace=False, p=p / p.sum())] = True
+    cand = populated[~hot[populated]]
+    if extra > 0 and len(cand):
+        cx = np.array(out["x0"], dtype=float) + side / 2
+        cy = np.array(out["y0"], dtype=float) + side / 2
+        seeds = np.flatnonzero(hot)
+        dist = np.full(len(cand), np.inf)
+        for s0 in seeds:
+            same = gi[cand] == gi[s0]
+            d = np.hypot(cx[cand] - cx[s0], cy[cand] - cy[s0])
+            dist = np.where(same, np.minimum(dist, d), dist)
+        order = np.lexsort((cand, dist))  # nearest first, ties by position: deterministic
+        hot[cand[order[:extra]]] = True
     wealth[hot] *= 0.75
 
     # chunks: consecutive whole gemeenten of about chunk_persons inhabitants
@@ -1070,7 +1080,12 @@ def _gen_groups(
     year_days = (c.period_end - c.period_start + 1) / len(p.years)
     for g in range(n_groups):
         phen = GROUP_PHENOMENA[g % len(GROUP_PHENOMENA)]
-        home = int(rng.choice(hot)) if phen == "drugs" and len(hot) else int(rng.choice(populated))
+        # Drug groups live in an ordinary buurt and deal in a nightlife hot spot (where many
+        # unrelated drug incidents happen too): the place of residence and the place of the
+        # incidents differ, as the indicators must tell apart. Other groups offend near home.
+        quiet = np.setdiff1d(populated, hot)
+        home = int(rng.choice(quiet if len(quiet) else populated))
+        scene = int(rng.choice(hot)) if phen == "drugs" and len(hot) else home
         size = int(rng.integers(p.group_size[0], p.group_size[1] + 1))
         n_home = int(round(size * 0.75))
         n_out = max(0, int(round(size * 0.1)))
@@ -1101,7 +1116,7 @@ def _gen_groups(
         m = len(members)
         n_inc = max(m, int(round(m * 0.9 * len(p.years))))
         codes = _code_idx(PHENOMENON_CODES[phen], rng, n_inc)
-        where = np.where(rng.random(n_inc) < 0.7, home, rng.integers(0, c.nb, n_inc))
+        where = np.where(rng.random(n_inc) < 0.7, scene, rng.integers(0, c.nb, n_inc))
         days = c.period_start + np.floor(rng.random(n_inc) * year_days * len(p.years)).astype(
             np.int64
         )

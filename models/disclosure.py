@@ -157,7 +157,8 @@ def linked_indicators(
     (for the counts built on incidents: incidents and every kind of suspect count, since the
     suspects of A's incidents are suspects of B's), or its signal categories a subset of B's
     (counts built on signals). Which source a count rests on is read from its ``sources``.
-    Identical definitions link too (the difference is 0, and an attacker knows it). Sorted.
+    Identical definitions link too (the difference is 0, and an attacker knows it). A count the
+    catalogue declares ``within`` another links to it as well. Sorted.
     """
     counts = {s.key: s for s in specs if s.unit == "count" and s.phenomenon}
     pairs: list[tuple[str, str]] = []
@@ -187,7 +188,12 @@ def linked_indicators(
                     "signals" not in sources and "incidents" in sources and by_incidents
                 ):
                     pairs.append((key, other))
-    return sorted(pairs)
+    # declared subsets within the catalogue (``within``), e.g. inhabitants 12+ < inhabitants
+    all_counts = {s.key for s in specs if s.unit == "count"}
+    for spec in specs:
+        if spec.within and spec.key in all_counts and spec.within in all_counts:
+            pairs.append((spec.key, spec.within))
+    return sorted(set(pairs))
 
 
 def _families(links: Sequence[tuple[str, str]]) -> dict[str, str]:

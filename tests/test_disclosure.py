@@ -708,6 +708,26 @@ def test_linked_indicators_from_the_catalogue() -> None:
         ("productie.signals", "drugs.signals"),
         ("productie.suspects", "drugs.suspects"),
     ]
+    # a count declared within another links to it (inhabitants under 12 are a count too);
+    # a within that names a rate or an absent indicator links nothing
+    within = [
+        IndicatorSpec(
+            "context.inhabitants_12plus",
+            "",
+            "count",
+            "d",
+            sources=("persons",),
+            within="context.inhabitants",
+        ),
+        IndicatorSpec("context.x", "", "count", "d", within="drugs.incidents_per_1000"),
+        IndicatorSpec("context.y", "", "count", "d", within="context.absent"),
+    ]
+    assert linked_indicators(phenomena, specs + within) == [
+        ("context.inhabitants_12plus", "context.inhabitants"),
+        ("productie.incidents", "drugs.incidents"),
+        ("productie.signals", "drugs.signals"),
+        ("productie.suspects", "drugs.suspects"),
+    ]
 
 
 @pytest.mark.spark

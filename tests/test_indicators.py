@@ -241,10 +241,22 @@ def test_every_live_indicator_has_one_cell_per_area(full, settings) -> None:
     assert set(cells["indicator"]) == set(live)
     assert len(cells) == len(live) * 9  # 4 buurten, 3 wijken, 2 gemeenten
     assert not cells.duplicated(["level", "area_code", "year", "indicator"]).any()
-    # only signals are absent here
-    assert set(result.skipped) == {
-        f"{p}.{k}" for p in settings.phenomena for k in ("signals", "signals_per_1000_addresses")
+    # signals are absent here, and the network's rootedness counts are not passed in
+    network_made = {
+        s.key
+        for s in settings.indicators
+        if {"network", "person_links"} & {x for src in s.sources for x in src.split("|")}
     }
+    assert network_made >= {"network.cooffending_ties", "context.youth_ties_familie"}
+    assert (
+        set(result.skipped)
+        == {
+            f"{p}.{k}"
+            for p in settings.phenomena
+            for k in ("signals", "signals_per_1000_addresses")
+        }
+        | network_made
+    )
 
 
 def test_context_counts_and_hierarchy_sums(full) -> None:
