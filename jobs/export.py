@@ -54,6 +54,7 @@ from zicht.features.export import (
 from zicht.features.schemas import PSEUDONYM_COLUMNS
 from zicht.features.settings import ConfigError, IndicatorSpec, Settings
 from zicht.jobs.io import InputError, find_table
+from zicht.jobs.runtime import add_verbosity_flags, configure_logging
 from zicht.jobs.stages import PipelineError, hash_output, stage, use_mlflow
 
 log = logging.getLogger("zicht")
@@ -689,6 +690,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="record the release even if the release register finds it could be differenced "
         "against an earlier one (after checking both releases together)",
     )
+    add_verbosity_flags(p)
     return p.parse_args(argv)
 
 
@@ -820,9 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from zicht.jobs.runtime import build_spark
 
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
-    )
+    configure_logging(args.verbosity)
     try:
         source = Path(args.source)
         if not (source / "manifest.json").exists():

@@ -35,7 +35,12 @@ from zicht.features.settings import ConfigError, Settings
 from zicht.jobs.config import load_settings
 from zicht.jobs.export import disclosure_metrics
 from zicht.jobs.io import InputError
-from zicht.jobs.runtime import build_spark, mlflow_tracking_uri
+from zicht.jobs.runtime import (
+    add_verbosity_flags,
+    build_spark,
+    configure_logging,
+    mlflow_tracking_uri,
+)
 from zicht.jobs.stages import PipelineError, hash_output, stage, use_mlflow, write_parquet
 from zicht.jobs.validate_inputs import Validated, materialize, validate_inputs
 
@@ -48,6 +53,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--output", required=True, help="output folder (replaced when the run succeeds)")
     p.add_argument("--conf", default=None, help="YAML overlay on the committed defaults")
     p.add_argument("--strict", action="store_true", help="stop at the first rejected row")
+    add_verbosity_flags(p)
     return p.parse_args(argv)
 
 
@@ -86,6 +92,31 @@ def _empty_residence(spark: SparkSession) -> DataFrame:
         "person_id string, year long, buurt_code string, wijk_code string, "
         "gemeente_code string, birth_year long",
     )
+
+
+def _rootedness_counts(
+    acc: dict[str, DataFrame], incidents: DataFrame, residence: DataFrame | None
+) -> tuple[DataFrame | None, DataFrame | None]:
+    """Area counts of lokale worteling made from the networks, for the indicator catalogue:
+    co-offending ties per level (local or not) and young residents' ties per layer (to
+    suspects of ondermijning or not). Aggregates only; no person-level table is kept."""
+    if "suspects" not in acc or residence is None:
+        return None, None
+    from zicht.models.network import (
+        build_cooffending_edges,
+        cooffending_locality_counts,
+        youth_exposure_counts,
+    )
+
+    suspects = acc["suspects"]
+    edges = build_cooffending_edges(suspects, incidents)
+    cooffending = cooffending_locality_counts(edges, residence)
+    youth = None
+    if "person_links" in acc:
+        ondermijning = incidents.where(F.size("phenomena") > 0).select("incident_id")
+        suspect_ids = suspects.join(ondermijning, "incident_id", "left_semi").select("person_id")
+        youth = youth_exposure_counts(residence, acc["person_links"], suspect_ids)
+    return cooffending, youth
 
 
 def run_pipeline(
@@ -134,6 +165,7 @@ def run_pipeline(
             signals = locate_signals(
                 acc["signals"], addresses=addresses, phenomena=settings.phenomena
             )
+        cooffending_counts, youth_tie_counts = _rootedness_counts(acc, incidents, residence)
 
     with stage(timings, "indicators"):
         src = Sources(
@@ -148,6 +180,8 @@ def run_pipeline(
             property_transactions=acc.get("property_transactions"),
             household_income=acc.get("household_income"),
             areas_have_inhabitants=v.areas_have_inhabitants,
+            cooffending_counts=cooffending_counts,
+            youth_tie_counts=youth_tie_counts,
         )
         result = build_indicators(
             src,
@@ -374,9 +408,7 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
-    )
+    configure_logging(args.verbosity)
     try:
         input_dir, output_dir = Path(args.input), Path(args.output)
         _check_paths(input_dir, output_dir)

@@ -9,6 +9,7 @@ settings (shuffle partitions, ANSI mode) still apply in both cases.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -19,6 +20,57 @@ from pyspark.sql import SparkSession
 from zicht.features.settings import SparkSettings
 
 log = logging.getLogger("zicht")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+HANDLER_NAME = "zicht-stderr"  # the handler configure_logging installs once
+
+
+def add_verbosity_flags(parser: argparse.ArgumentParser) -> None:
+    """``-v/--verbose`` and ``-q/--quiet`` as ``args.verbosity`` (1, -1; 0 without either)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const=1,
+        default=0,
+        help="debug messages from zicht, and Spark's own INFO log",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=-1,
+        help="warnings and errors only (no stage progress)",
+    )
+
+
+def configure_logging(verbosity: int = 0) -> int:
+    """Log zicht's messages to stderr: stage progress (INFO) by default, DEBUG when
+    ``verbosity > 0``, warnings only when ``verbosity < 0``; returns the level set.
+
+    Only the ``zicht`` logger changes level: other libraries (py4j, MLflow, urllib3) stay at
+    the root logger's level (WARNING unless the caller set another). The Spark session that
+    :func:`build_spark` starts afterwards follows: Spark's INFO log when zicht logs DEBUG, else
+    WARN. Calling it again changes the level and adds no second handler.
+    """
+    level = logging.DEBUG if verbosity > 0 else logging.INFO if verbosity == 0 else logging.WARNING
+    root = logging.getLogger()
+    if not any(h.get_name() == HANDLER_NAME for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name(HANDLER_NAME)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+    log.setLevel(level)
+    return level
+
+
+def spark_log_level() -> str:
+    """Spark's console log level for a session zicht starts: INFO when zicht logs DEBUG
+    (``--verbose``), else WARN (Spark's own noise stays off)."""
+    return "INFO" if log.isEnabledFor(logging.DEBUG) else "WARN"
 
 
 def build_spark(settings: SparkSettings, app_name: str = "zicht") -> SparkSession:
@@ -52,7 +104,7 @@ def build_spark(settings: SparkSettings, app_name: str = "zicht") -> SparkSessio
     }
     for k, v in conf.items():
         spark.conf.set(k, v)
-    spark.sparkContext.setLogLevel("WARN")
+    spark.sparkContext.setLogLevel(spark_log_level())
     return spark
 
 

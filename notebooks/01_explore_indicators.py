@@ -16,9 +16,12 @@
 #
 # A `tiny` synthetic Netherlands, the whole pipeline on it, then the restricted indicators
 # (analysts only) and the partner export side by side, and a map of one indicator per buurt.
-# Point `INPUT` and `OUTPUT` at a real run to explore that one instead (set `RUN = False`).
+# Point `INPUT` and `OUTPUT` at a real run to explore that one instead (set `RUN = False`), or
+# set the environment variable `ZICHT_EXAMPLE_RUN` to a folder holding `input/` and `output/`
+# of a finished run (the test suite does that to reuse its own run).
 
 # %%
+import os
 import tempfile
 from pathlib import Path
 
@@ -31,8 +34,9 @@ from matplotlib.patches import Polygon
 from zicht.jobs import run as run_job
 from zicht.jobs import synth as synth_job
 
-RUN = True
-WORK = Path(tempfile.mkdtemp(prefix="zicht-nb01-"))
+EXISTING = os.environ.get("ZICHT_EXAMPLE_RUN")
+RUN = EXISTING is None
+WORK = Path(EXISTING) if EXISTING else Path(tempfile.mkdtemp(prefix="zicht-nb01-"))
 INPUT, OUTPUT = WORK / "input", WORK / "output"
 INDICATOR, YEAR = "drugs.incidents_per_1000", 2024
 

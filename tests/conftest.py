@@ -61,3 +61,32 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real data folder {REAL_DATA} not found")
     return REAL_DATA
+
+
+TINY_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def tiny_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``zicht synth --scale tiny --seed 7`` then ``zicht run``, once per test session.
+
+    The end-to-end checks, the cluster test's local-mode reference and the notebooks read this
+    one run (a whole pipeline run costs about a minute here). Tests that change an output work
+    on a copy; a test that reruns into ``output`` must leave it as it was (a failed run does).
+    """
+    from zicht.jobs import run as run_job
+    from zicht.jobs import synth as synth_job
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    code = synth_job.main(
+        ["--scale", "tiny", "--seed", str(TINY_SEED), "--out", str(root / "input")]
+    )
+    assert code == 0
+    mp = pytest.MonkeyPatch()
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    try:
+        code = run_job.main(["--input", str(root / "input"), "--output", str(root / "output")])
+    finally:
+        mp.undo()
+    assert code == 0
+    return {"root": root, "input": root / "input", "output": root / "output"}

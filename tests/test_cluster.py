@@ -1,11 +1,14 @@
-"""The pipeline under the real ``spark-submit``: local master, then a standalone cluster on loopback.
+"""zicht under the real ``spark-submit``: one stage on a local master, the whole pipeline on a
+standalone cluster on loopback.
 
-Both runs use the wheel from ``make dist-wheel`` on ``--py-files`` (as ``.zip``) and a Python that does *not*
+Both use the wheel from ``make dist-wheel`` on ``--py-files`` (as ``.zip``) and a Python that does *not*
 have zicht installed (a bare venv that sees the dev venv's third-party packages through a
 ``.pth`` line, which skips zicht's editable-install hook), so they prove that the wheel alone
 carries zicht to the driver and to the executors. The cluster is a master and two workers
 started from the installed pyspark's ``spark-class``, bound to 127.0.0.1, one core and 1 GB each,
-stopped by PID. Its export must equal the local-mode export byte for byte.
+stopped by PID. The local-mode reference is the same pipeline run in this test process (local
+master, one shuffle partition); the cluster's export must equal it byte for byte, and so must the
+export the stage job writes again from that run's restricted tables.
 """
 
 from __future__ import annotations
@@ -25,12 +28,11 @@ from pathlib import Path
 import pyspark
 import pytest
 
-pytestmark = [pytest.mark.heavy, pytest.mark.e2e]
+pytestmark = [pytest.mark.heavy, pytest.mark.e2e, pytest.mark.spark]
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SPARK_HOME = Path(pyspark.__file__).parent
-SEED = 3
 
 
 def _free_port() -> int:
@@ -76,16 +78,8 @@ def bare_python(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_input(root: Path) -> Path:
-    print(f"synth seed {SEED}")
-    out = root / "input"
-    subprocess.run(
-        [str(BIN / "zicht"), "synth", "--scale", "tiny", "--seed", str(SEED), "--out", str(out)],
-        check=True,
-        timeout=600,
-        env=_env(Path(sys.executable)),
-    )
-    return out
+def tiny_input(tiny_run: dict[str, Path]) -> Path:
+    return tiny_run["input"]
 
 
 def _env(python: Path) -> dict[str, str]:
@@ -100,7 +94,7 @@ def _env(python: Path) -> dict[str, str]:
 
 
 def submit(
-    master: str, *, wheel: Path, python: Path, input_dir: Path, output: Path
+    master: str, *, wheel: Path, python: Path, job: str, args: list[str], cwd: Path
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     cmd = [
         str(BIN / "spark-submit"),
@@ -111,42 +105,55 @@ def submit(
         "--conf",
         "spark.ui.enabled=false",
         "--conf",
-        f"spark.local.dir={output.parent / 'spark-local'}",
+        f"spark.local.dir={cwd / 'spark-local'}",
         "--py-files",
         str(wheel),
-        str(REPO / "jobs" / "run.py"),
-        "--input",
-        str(input_dir),
-        "--output",
-        str(output),
+        str(REPO / "jobs" / job),
+        *args,
     ]
     if master.startswith("spark://"):
         cmd[3:3] = ["--executor-memory", "768m", "--total-executor-cores", "2"]
     t0 = time.perf_counter()
     proc = subprocess.run(
-        cmd, env=_env(python), capture_output=True, text=True, timeout=900, cwd=output.parent
+        cmd, env=_env(python), capture_output=True, text=True, timeout=900, cwd=cwd
     )
     return proc, time.perf_counter() - t0
 
 
 @pytest.fixture(scope="module")
-def local_run(root: Path, wheel: Path, bare_python: Path, tiny_input: Path) -> Path:
-    out = root / "local" / "output"
-    out.parent.mkdir()
+def local_run(tiny_run: dict[str, Path]) -> Path:
+    """The local-mode reference: the session's ``zicht run`` on the shared local session."""
+    return tiny_run["output"]
+
+
+def _csv_differences(a: Path, b: Path) -> list[str]:
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir())
+    return [n for n in names if n.endswith(".csv") and (a / n).read_bytes() != (b / n).read_bytes()]
+
+
+def test_stage_job_under_spark_submit(
+    root: Path, wheel: Path, bare_python: Path, local_run: Path
+) -> None:
+    """``spark-submit jobs/export.py --from OUTPUT``: the export stage alone, on a copy of the
+    local run, writes the same partner tables again from the restricted ones."""
+    out = root / "stage" / "output"
+    shutil.copytree(local_run, out)
+    shutil.rmtree(out / "export")
+    (out / "export").mkdir()
     proc, secs = submit(
-        "local[2]", wheel=wheel, python=bare_python, input_dir=tiny_input, output=out
+        "local[2]",
+        wheel=wheel,
+        python=bare_python,
+        job="export.py",
+        args=["--from", str(out)],
+        cwd=out.parent,
     )
-    print(f"spark-submit local[2]: {secs:.0f} s")
+    print(f"spark-submit local[2] jobs/export.py: {secs:.0f} s")
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return out
-
-
-def test_spark_submit_local(local_run: Path) -> None:
-    manifest = json.loads((local_run / "manifest.json").read_text())
-    assert manifest["zicht_version"] == "0.1.0"  # read from the wheel's metadata
-    for rel in ("export/indicators_buurt.csv", "restricted/indicators.parquet"):
-        assert manifest["outputs"][rel]["rows"] > 0, rel
-        assert (local_run / rel).exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["exports"]) == 1
+    assert not _csv_differences(local_run / "export", out / "export")
 
 
 @pytest.fixture(scope="module")
@@ -221,20 +228,20 @@ def test_standalone_cluster_export_equals_local(
     out = root / "on-cluster" / "output"
     out.parent.mkdir()
     proc, secs = submit(
-        standalone["master"], wheel=wheel, python=bare_python, input_dir=tiny_input, output=out
+        standalone["master"],
+        wheel=wheel,
+        python=bare_python,
+        job="run.py",
+        args=["--input", str(tiny_input), "--output", str(out)],
+        cwd=out.parent,
     )
     print(f"spark-submit on the standalone cluster: {secs:.0f} s")
     assert proc.returncode == 0, proc.stderr[-4000:]
     state = _master_state(standalone["ui"]) or {}
     apps = state.get("completedapps", []) + state.get("activeapps", [])
     assert apps and all(a["cores"] >= 1 for a in apps), "the job did not run on the cluster"
-    local_files = sorted(p.name for p in (local_run / "export").iterdir())
-    assert local_files == sorted(p.name for p in (out / "export").iterdir())
-    differing = [
-        name
-        for name in local_files
-        if name.endswith(".csv")
-        and (local_run / "export" / name).read_bytes() != (out / "export" / name).read_bytes()
-    ]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["zicht_version"] == "0.1.0"  # read from the wheel's metadata
+    differing = _csv_differences(local_run / "export", out / "export")
     assert not differing, differing
     shutil.rmtree(root / "work0", ignore_errors=True)

@@ -1,5 +1,7 @@
 """End to end: ``zicht synth --scale tiny`` -> ``zicht run`` -> every contract output.
 
+The run is the session fixture ``tiny_run`` (conftest), shared with the cluster test.
+
 Expected numbers are recomputed here with pandas straight from the synthetic input files (not
 from zicht's intermediate tables), and the MLflow run is read back from its SQLite store.
 """
@@ -16,11 +18,9 @@ import pytest
 
 from zicht.features.schemas import PSEUDONYM_COLUMNS
 from zicht.jobs import run as run_job
-from zicht.jobs import synth as synth_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
-SEED = 7
 CONTRACT_OUTPUTS = [
     "restricted/indicators.parquet",
     "restricted/area_features.parquet",
@@ -41,20 +41,9 @@ CONTRACT_OUTPUTS = [
 
 
 @pytest.fixture(scope="module")
-def done(spark, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("e2e")
-    print(f"synth seed {SEED}")
-    assert (
-        synth_job.main(["--scale", "tiny", "--seed", str(SEED), "--out", str(root / "input")]) == 0
-    )
-    mp = pytest.MonkeyPatch()
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    try:
-        code = run_job.main(["--input", str(root / "input"), "--output", str(root / "output")])
-    finally:
-        mp.undo()
-    assert code == 0
-    return {"root": root, "input": root / "input", "output": root / "output"}
+def done(tiny_run: dict[str, Path]) -> dict[str, Path]:
+    """The session's tiny run (``conftest.tiny_run``: synth tiny seed 7, then zicht run)."""
+    return tiny_run
 
 
 def read_input(folder: Path, table: str) -> pd.DataFrame:

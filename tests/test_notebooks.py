@@ -20,14 +20,16 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-pytestmark = [pytest.mark.heavy]
+pytestmark = [pytest.mark.heavy, pytest.mark.spark]
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL = "zicht-test-venv"
 
 
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def kernel(
+    tmp_path_factory: pytest.TempPathFactory, tiny_run: dict[str, Path]
+) -> Iterator[str]:
     path = tmp_path_factory.mktemp("jupyter")
     spec = path / "kernels" / KERNEL
     spec.mkdir(parents=True)
@@ -43,6 +45,8 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     mp = pytest.MonkeyPatch()
     mp.setenv("JUPYTER_PATH", str(path))
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # the notebooks explore the session's tiny run instead of running the pipeline again
+    mp.setenv("ZICHT_EXAMPLE_RUN", str(tiny_run["root"]))
     yield KERNEL
     mp.undo()
 
