@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.install-stamp
 DEMO   ?= demo
 SCALE  ?= small
 SEED   ?= 42
-LINT   := $(wildcard jobs features models tests notebooks tools)
+LINT   := $(wildcard jobs features models tests notebooks tools benchmarks)
 
 .PHONY: help install check lint format typecheck test test-fast test-heavy demo dist dist-wheel clean
 
@@ -16,7 +16,9 @@ help:
 	@echo "make test-fast  the quick tier (no end-to-end, no heavy tests)"
 	@echo "make test-heavy spark-submit, loopback cluster and notebook tests only"
 	@echo "make dist       wheel for --py-files and packed executor environment for --archives"
+	@echo "make bench     benchmark zicht run against a DuckDB reference (SCALES=small,medium,nl)"
 	@echo "make check      ruff and mypy only"
+	@echo "make mlflow-ui  the MLflow UI on 127.0.0.1 for the demo's store (MLFLOW_DB=..., MLFLOW_PORT=...)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +70,22 @@ demo: $(STAMP)
 	$(PY) -m zicht.jobs.summary $(DEMO)/output && \
 	echo "demo finished in $$(( $$(date +%s) - start )) s"
 
+# The MLflow UI and REST API on this machine only (127.0.0.1), on the SQLite store that `zicht
+# run` writes beside its output folder (demo/mlflow.db after `make demo`; for another run
+# MLFLOW_DB=path/to/mlflow.db). zicht's experiments carry their own artifact location (mlruns/
+# beside the store), which the server reads directly; the artifact root below applies only to
+# experiments created in the UI. One worker is plenty for one person and keeps the server's
+# memory low (the default is four).
+MLFLOW_DB   ?= $(DEMO)/mlflow.db
+MLFLOW_PORT ?= 5000
+.PHONY: mlflow-ui
+mlflow-ui: $(STAMP)
+	@test -f "$(MLFLOW_DB)" || { echo "no MLflow store at $(MLFLOW_DB): run make demo first, or set MLFLOW_DB=path/to/mlflow.db" >&2; exit 2; }
+	@echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)  (store $(MLFLOW_DB); Ctrl-C stops it)"
+	exec $(VENV)/bin/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+		--backend-store-uri "sqlite:///$(abspath $(MLFLOW_DB))" \
+		--default-artifact-root "file://$(abspath $(dir $(MLFLOW_DB)))/mlruns" --no-serve-artifacts
+
 # dist/zicht-<version>-py3-none-any.whl (pip install), the same bytes as .zip for --py-files
 # (PySpark puts only .zip, .egg and .jar py-files on the executors' Python path: a .whl there
 # reaches the driver but not the executors), and dist/zicht-env.tar.gz (venv-pack) for
@@ -97,6 +115,21 @@ dist: $(STAMP)
 	$(EXEC_ENV)/bin/pip install --quiet venv-pack -r build/executor-requirements.txt
 	$(EXEC_ENV)/bin/venv-pack --quiet -p $(EXEC_ENV) -o dist/zicht-env.tar.gz
 	@ls -lh dist
+
+# Benchmarks (benchmarks/, not part of the package): `zicht run` per scale on a synthetic input
+# (bench/<scale>/input, made once with seed 42, reused), per-stage time, rows/s and peak memory
+# of the process tree, and the DuckDB reference of the core indicators (must match zicht's
+# cells; prints the ratio of zicht's indicator stage to DuckDB). Appends to bench/results.csv
+# and redraws bench/time_vs_rows.png. One Spark job at a time: scales run one after another.
+SCALES      ?= small
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	@touch $(BENCH_STAMP)
+
+.PHONY: bench
+bench: $(BENCH_STAMP)
+	$(PY) benchmarks/run_bench.py --scales $(SCALES)
 
 clean:
 	rm -rf $(DEMO) .typecheck .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
