@@ -119,6 +119,51 @@ def _rootedness_counts(
     return cooffending, youth
 
 
+MIN_COMMUNITY = 5  # communities this size or larger get a summary row and a disruption curve
+
+
+def _community_artifacts(
+    work: Path,
+    members: DataFrame,
+    communities: DataFrame,
+    acc: dict[str, DataFrame],
+    incidents: DataFrame,
+    layer_edges: DataFrame | None,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Restricted community summaries and disruption curves (also MLflow artifacts).
+
+    ``restricted/community_summary.csv``: the communities of at least ``MIN_COMMUNITY``
+    members (no person in it); ``restricted/community_disruption.csv``: sequential betweenness
+    removal inside the 20 largest of them. Both are small by construction.
+    """
+    from zicht.models.network import (
+        LAYER_CO_OFFENDING,
+        build_cooffending_edges,
+        disruption_by_community,
+    )
+
+    out: dict[str, Any] = {}
+    summary = communities.where(F.col("size") >= MIN_COMMUNITY).orderBy("community_id").toPandas()
+    rel = "restricted/community_summary.csv"
+    summary.to_csv(work / rel, index=False)
+    out[rel] = hash_output(work, rel, len(summary))
+    ties = build_cooffending_edges(acc["suspects"], incidents).select("person_id_a", "person_id_b")
+    if LAYER_CO_OFFENDING not in settings.network.layers:
+        ties = ties.limit(0)
+    if layer_edges is not None:
+        ties = ties.unionByName(
+            layer_edges.where(F.col("layer").isin(list(settings.network.layers))).select(
+                "person_id_a", "person_id_b"
+            )
+        )
+    curves = disruption_by_community(members, ties, min_size=MIN_COMMUNITY)
+    rel = "restricted/community_disruption.csv"
+    curves.to_csv(work / rel, index=False)
+    out[rel] = hash_output(work, rel, len(curves))
+    return out
+
+
 def run_pipeline(
     spark: SparkSession,
     settings: Settings,
@@ -249,6 +294,11 @@ def run_pipeline(
             ):
                 write_parquet(df, work / rel)
                 outputs[rel] = hash_output(work, rel, df.count())
+            outputs.update(
+                _community_artifacts(
+                    work, members, communities, acc, incidents, layer_edges, settings
+                )
+            )
         else:
             skipped_stages["network"] = "table suspects is absent"
 
@@ -386,6 +436,9 @@ def run(
             }
             (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
             mlflow.log_artifact(str(work / "manifest.json"))
+            for name in ("community_summary.csv", "community_disruption.csv"):
+                if (work / "restricted" / name).exists():  # the MLflow store is restricted too
+                    mlflow.log_artifact(str(work / "restricted" / name), "network")
             mlflow.log_artifact(str(work / "export/codebook.csv"))
             mlflow.log_artifact(str(work / "export/disclosure_report.json"))
             _commit(work, output_dir, run_id)

@@ -61,6 +61,7 @@ def test_planted_groups_are_communities_with_home_and_brokers(tiny_run) -> None:
     communities = _restricted(tiny_run, "communities").set_index("community_id")
     areas = pd.read_parquet(tiny_run["input"] / "areas.parquet").set_index("buurt_code")
     of_community = {c: set(rows.person_id) for c, rows in members.groupby("community_id")}
+    recovered: list[int] = []
     for gid, core in _core_members(groups).items():
         home = groups.home_buurt_code[groups.group_id == gid].iloc[0]
         jaccard = {c: len(core & m) / len(core | m) for c, m in of_community.items()}
@@ -71,9 +72,14 @@ def test_planted_groups_are_communities_with_home_and_brokers(tiny_run) -> None:
         assert row.home_buurt_code == home, gid
         assert row.home_wijk_code == areas.loc[home, "wijk_code"], gid
         assert row.rootedness_wijk >= 0.5, gid
+        recovered.append(best)
     brokers = set(groups.person_id[groups.is_broker])
     flagged = set(members.person_id[members.is_broker])
     assert brokers and brokers <= flagged
+    # each recovered group has its disruption curve among the restricted artifacts
+    curves = pd.read_csv(tiny_run["output"] / "restricted/community_disruption.csv")
+    assert set(recovered) <= set(curves.community_id)
+    assert (curves.groupby("community_id").lcc_share.min() < 1).all()
 
 
 def test_planted_patterns_are_among_the_most_anomalous_few(tiny_run) -> None:
