@@ -28,7 +28,7 @@ AREA_CODE = {
     "wijk": re.compile(r"^WK\d{4}[0-9A-Z]{2}$"),
     "gemeente": re.compile(r"^GM\d{4}$"),
 }
-DECIMALS = {"count": 0, "euro": 0, "rate": 1, "km": 1, "share": 3, "index": 2}
+DECIMALS = {"count": 0, "euro": 0, "rate": 1, "km": 1, "share": 3, "index": 2, "class": 0}
 
 
 def _fmt(value: object, unit: str) -> str:

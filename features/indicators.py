@@ -38,7 +38,7 @@ from pyspark.sql import functions as F
 from zicht.features.link import LEVELS
 from zicht.features.settings import CoverageSettings, IndicatorSpec, PatternSettings, Phenomenon
 
-RATE_SCALE = {"rate": 1000.0, "share": 1.0, "index": 1.0}
+RATE_SCALE = {"rate": 1000.0, "share": 1.0, "index": 1.0, "class": 1.0}
 METHODS = (
     "median_distance_km",
     "mean_woz",
@@ -646,6 +646,47 @@ def _gemeente_of(area_code: Column) -> Column:
     return F.concat(F.lit("GM"), F.substring(area_code, 3, 4))
 
 
+COMPOSITE_METHODS = ("composite", "composite_class")
+N_CLASSES = 9
+
+
+def _with_composites(wide: DataFrame, specs: Sequence[IndicatorSpec], w: Any) -> DataFrame:
+    """Composite indices (0-100) and their classes (1..9), after every other column exists.
+
+    ``composite``: the weighted mean of the components' percentile ranks among the areas of
+    the same level and year (``percent_rank``: 0 for the lowest, 1 for the highest; an area
+    without a value ranks lowest), times 100. Ranks, not raw values, so that no single rate
+    with a long tail dominates and the weights mean what the catalogue says. ``composite_class``:
+    the composite cut into nine equal bands, 1 = lowest ... 9 = highest concentration (labels
+    deliberately neutral). A composite whose components are absent from the table is null.
+    """
+    if not specs:
+        return wide
+    per = Window.partitionBy("level", "year")
+    for s in [x for x in specs if x.method == "composite"]:
+        present = [
+            (c, wt) for c, wt in zip(s.components, s.weights, strict=True) if w(c) in wide.columns
+        ]
+        total = sum(wt for _, wt in present)
+        if not present or total <= 0:
+            wide = wide.withColumn(w(s.key), F.lit(None).cast("double"))
+            continue
+        score: Column = F.lit(0.0)
+        for c, wt in present:
+            rank = F.percent_rank().over(per.orderBy(F.col(w(c)).asc_nulls_first()))
+            score = score + F.lit(wt / total) * rank
+        wide = wide.withColumn(w(s.key), F.round(score * 100.0, 6))
+    for s in [x for x in specs if x.method == "composite_class"]:
+        (c,) = s.components
+        if w(c) not in wide.columns:
+            wide = wide.withColumn(w(s.key), F.lit(None).cast("double"))
+            continue
+        band = F.ceil(F.col(w(c)) * N_CLASSES / 100.0)
+        value = F.least(F.lit(N_CLASSES), F.greatest(F.lit(1), band)).cast("double")
+        wide = wide.withColumn(w(s.key), F.when(F.col(w(c)).isNotNull(), value))
+    return wide
+
+
 def _with_methods(
     wide: DataFrame, specs: Sequence[IndicatorSpec], w: Any, magnitudes: DataFrame | None
 ) -> DataFrame:
@@ -806,7 +847,10 @@ def build_indicators(
         0.0, subset=[w(k) for k in pivot_keys]
     )
     # The wide table feeds both the cells and the area features: cut the plan there too.
-    wide = cut(_with_methods(wide, derived_specs, w, magnitudes), "wide")
+    composites = [s for s in derived_specs if s.method in COMPOSITE_METHODS]
+    plain = [s for s in derived_specs if s.method not in COMPOSITE_METHODS]
+    wide = _with_composites(_with_methods(wide, plain, w, magnitudes), composites, w)
+    wide = cut(wide, "wide")
     all_keys = count_keys + [s.key for s in derived_specs]
 
     long = wide.unpivot(

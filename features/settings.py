@@ -33,7 +33,7 @@ SENSITIVE_FEATURE_WORDS = (
     "western",
 )
 
-UNITS = ("count", "rate", "share", "euro", "km", "index")
+UNITS = ("count", "rate", "share", "euro", "km", "index", "class")
 
 
 class ConfigError(ValueError):
@@ -184,6 +184,10 @@ class IndicatorSpec:
     # inhabitants aged 12+ within inhabitants): the difference is a count too, so disclosure
     # control protects the two as linked tables. ``{P}`` is filled in like the other fields.
     within: str | None = None
+    # method composite: the indicators combined, and their weights (documented in the
+    # catalogue); method composite_class: the composite it classes (one component).
+    components: tuple[str, ...] = ()
+    weights: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -354,9 +358,7 @@ def _indicators(
         )
     for pkey, ph in phenomena.items():
         for key, body in (raw.get("standard") or {}).items():
-            filled = {
-                k: (v.replace("{P}", pkey) if isinstance(v, str) else v) for k, v in body.items()
-            }
+            filled = {k: _fill(v, pkey) for k, v in body.items()}
             caveats = filled.pop("caveats", "") or ph.caveats
             specs.append(
                 _build(
@@ -377,10 +379,31 @@ def _indicators(
                     f"indicators.register.{key}",
                 )
             )
+    keys = {s.key for s in specs}
     for s in specs:
         if s.unit not in UNITS:
             raise ConfigError(f"indicator {s.key}: unit {s.unit!r} not one of {UNITS}")
+        if s.method == "composite" and (
+            not s.components or len(s.weights) != len(s.components) or min(s.weights) < 0
+        ):
+            raise ConfigError(
+                f"indicator {s.key}: a composite needs components and as many weights (>= 0)"
+            )
+        if s.method == "composite_class" and len(s.components) != 1:
+            raise ConfigError(f"indicator {s.key}: composite_class classes one composite")
+        missing = [c for c in s.components if c not in keys]
+        if missing:
+            raise ConfigError(f"indicator {s.key}: components {missing} are not in the catalogue")
     return tuple(specs)
+
+
+def _fill(value: Any, pkey: str) -> Any:
+    """``{P}`` replaced by the phenomenon key in a string or a list of strings."""
+    if isinstance(value, str):
+        return value.replace("{P}", pkey)
+    if isinstance(value, list):
+        return [_fill(v, pkey) for v in value]
+    return value
 
 
 def settings_from_mapping(data: Mapping[str, Any]) -> Settings:

@@ -80,8 +80,16 @@ UNIT_NL = {
     "euro": "euro",
     "km": "kilometer",
     "index": "index",
+    "class": "klasse (1 laagste - 9 hoogste)",
 }
-NUMBER_FORMAT = {"count": "0", "euro": "0", "rate": "0.0", "km": "0.0", "share": "0.000"}
+NUMBER_FORMAT = {
+    "count": "0",
+    "euro": "0",
+    "rate": "0.0",
+    "km": "0.0",
+    "share": "0.000",
+    "class": "0",
+}
 
 
 # --------------------------------------------------------------------------- leak guard

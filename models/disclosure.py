@@ -70,8 +70,14 @@ DECIMALS: Mapping[str, int] = {
     "euro": 0,
     "km": 1,
     "index": 2,
+    "class": 0,
 }
-DERIVED_UNITS = ("rate", "share", "index")  # computed from counts: primary on inputs, inheritance
+DERIVED_UNITS = (
+    "rate",
+    "share",
+    "index",
+    "class",
+)  # computed from counts: primary on inputs, inheritance
 MAGNITUDE_UNITS = ("euro", "km")  # (n, k) dominance and min_units need contributor data
 
 # The restricted audit table, declared once (one line per column).
@@ -662,6 +668,34 @@ def _literal_map(pairs: Mapping[str, str | None]) -> Column:
     return F.create_map(*items)
 
 
+def composite_inputs(by_key: Mapping[str, IndicatorSpec]) -> dict[str, list[str]]:
+    """Composite index or class -> the counts behind its components (their numerators and
+    denominators, through nested composites), sorted: what it inherits suppression from."""
+
+    def counts(key: str, seen: frozenset[str]) -> set[str]:
+        spec = by_key.get(key)
+        if spec is None or key in seen:
+            return set()
+        if spec.unit == "count":
+            return {key}
+        out = {c for c in (spec.numerator, spec.denominator) if c and c in by_key}
+        out = {c for c in out if by_key[c].unit == "count"}
+        for comp in spec.components:
+            out |= counts(comp, seen | {key})
+        return out
+
+    return {k: sorted(counts(k, frozenset())) for k, s in by_key.items() if s.components}
+
+
+def _inputs_map(pairs: Mapping[str, Sequence[str]]) -> Column:
+    if not pairs:
+        return F.create_map().cast("map<string,array<string>>")
+    args: list[Column] = []
+    for k, v in sorted(pairs.items()):
+        args += [F.lit(k), F.array(*[F.lit(x) for x in v]).cast("array<string>")]
+    return F.create_map(*args)
+
+
 def _area_map(hierarchy: DataFrame) -> DataFrame:
     """``level, area_code, parent_code, gemeente_code`` for every area of the hierarchy."""
     h = hierarchy.select("buurt_code", "wijk_code", "gemeente_code")
@@ -776,6 +810,7 @@ def apply_disclosure(
     unit_of = _literal_map({k: s.unit for k, s in by_key.items()})
     num_of = _literal_map({k: s.numerator for k, s in by_key.items()})
     den_of = _literal_map({k: s.denominator for k, s in by_key.items()})
+    inputs_of = _inputs_map(composite_inputs(by_key))
 
     base = cells.select("level", "area_code", "year", "indicator", "value", "status").withColumn(
         "unit", unit_of[F.col("indicator")]
@@ -865,11 +900,16 @@ def apply_disclosure(
         (F.col("status").isin("ok", "suppressed") & F.col("value").isNotNull()).alias("known"),
     )
     w = Window.partitionBy("level", "area_code", "year")
-    refs = F.map_from_entries(
-        F.collect_list(F.when(F.col("unit") == "count", F.struct(F.col("indicator"), entry))).over(
-            w
-        )
+    # the counts of the same area and year, as a column (a lambda cannot hold a window)
+    allc = allc.withColumn(
+        "_refs",
+        F.map_from_entries(
+            F.collect_list(
+                F.when(F.col("unit") == "count", F.struct(F.col("indicator"), entry))
+            ).over(w)
+        ),
     )
+    refs = F.col("_refs")
     num = refs[num_of[F.col("indicator")]]
     den = refs[den_of[F.col("indicator")]]
     has_num = num_of[F.col("indicator")].isNotNull()
@@ -885,8 +925,17 @@ def apply_disclosure(
     derived_primary = (has_num & (unusable(num) | small(num, settings.min_numerator))) | (
         has_den & (unusable(den) | small(den, settings.min_denominator))
     )
-    inherits = (has_num & F.coalesce(num["s"], F.lit(False))) | (
-        has_den & F.coalesce(den["s"], F.lit(False))
+    inherits = (
+        (has_num & F.coalesce(num["s"], F.lit(False)))
+        | (has_den & F.coalesce(den["s"], F.lit(False)))
+        # a composite index or class: suppressed with any count behind its components
+        | F.coalesce(
+            F.exists(
+                F.coalesce(inputs_of[F.col("indicator")], F.array().cast("array<string>")),
+                lambda k: F.coalesce(refs[k]["s"], F.lit(False)),
+            ),
+            F.lit(False),
+        )
     )
     den_hidden = has_den & F.coalesce(den["s"], F.lit(False))
     magnitude_primary = F.col("unit").isin(*MAGNITUDE_UNITS) & (

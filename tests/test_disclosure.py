@@ -796,3 +796,38 @@ def test_a_link_the_data_contradict_is_dropped() -> None:
     out = suppress_group(pdf, settings=SETTINGS, links=[(A_IND, B_IND)])
     assert DIFF not in set(out["indicator"])
     assert (out["status"] == "ok").all()
+
+
+@pytest.mark.spark
+def test_composite_inherits_from_the_counts_behind_its_components(spark: SparkSession) -> None:
+    """A composite index and its class are suppressed wherever a count behind a component is
+    (here x.incidents in B11, primary, and B12, secondary): else ranks could bound it."""
+    from zicht.models.disclosure import apply_disclosure
+
+    specs = [
+        *SPECS,
+        IndicatorSpec(
+            "x.idx", "x", "index", "d", components=("x.incidents_per_1000",), weights=(1.0,),
+            method="composite",
+        ),
+        IndicatorSpec("x.cls", "x", "class", "d", components=("x.idx",), method="composite_class"),
+    ]  # fmt: skip
+    rows = _cells_rows()
+    for area in AREAS:
+        rows.append((LEVEL[area], area, 2024, "x.idx", 50.0, "ok"))
+        rows.append((LEVEL[area], area, 2024, "x.cls", 5.0, "ok"))
+    published, audit = apply_disclosure(
+        spark.createDataFrame(rows, CELLS_SCHEMA), _hierarchy(spark), specs=specs, settings=SETTINGS
+    )
+    hidden = {
+        a for a, sv in zip(AREAS, EXPECTED["x.incidents"], strict=True) if sv[0] == "suppressed"
+    }
+    assert hidden == {BU[0], BU[1]}
+    got = _as_dict(published)
+    for ind in ("x.idx", "x.cls"):
+        for area in AREAS:
+            assert got[(ind, area)][0] == ("suppressed" if area in hidden else "ok"), (ind, area)
+    reasons = {
+        r["reason"] for r in audit.where(F.col("indicator").isin("x.idx", "x.cls")).collect()
+    }
+    assert reasons == {"inherited", "published"}

@@ -417,3 +417,47 @@ def test_partial_inputs_are_skipped_with_reason(spark, settings) -> None:
     check(cells, "drugs.incidents_per_1000", {B1: 2 / 70 * 1000, W1: 3 / 90 * 1000})
     check(cells, "context.density_per_km2", {B1: 70.0, G1: 90 / 3.5})
     assert result.magnitude_contributors is None
+
+
+def test_composite_index_and_classes(spark) -> None:
+    """Weighted mean of percentile ranks per level and year (reference: pandas' rank), an area
+    without a value ranking lowest, a missing component reweighting the rest, nine bands."""
+    from zicht.features.indicators import _with_composites
+    from zicht.features.settings import IndicatorSpec
+
+    pdf = pd.DataFrame(
+        {
+            "level": ["buurt"] * 5 + ["wijk"] * 2,
+            "area_code": ["B1", "B2", "B3", "B4", "B5", "W1", "W2"],
+            "year": [2024] * 7,
+            "a": [1.0, 5.0, 3.0, None, 3.0, 2.0, 1.0],
+            "b": [10.0, 0.0, 20.0, 5.0, 30.0, 1.0, 2.0],
+        }
+    )
+    specs = [
+        IndicatorSpec(
+            "x.idx", "x", "index", "d", components=("a", "b", "gone"), weights=(0.6, 0.2, 0.2),
+            method="composite",
+        ),
+        IndicatorSpec("x.cls", "x", "class", "d", components=("x.idx",), method="composite_class"),
+    ]  # fmt: skip
+    got = (
+        _with_composites(spark.createDataFrame(pdf), specs, lambda k: k.replace(".", "__"))
+        .toPandas()
+        .set_index("area_code")
+    )
+    ref = pdf.set_index("area_code").copy()
+    for col in ("a", "b"):
+        r = ref.groupby("level")[col].rank(method="min", na_option="top")
+        n = ref.groupby("level")[col].transform("size")
+        ref[f"r_{col}"] = (r - 1) / (n - 1)
+    # "gone" is absent: its weight drops out and a, b are reweighted to 0.75 / 0.25
+    expected = (0.75 * ref["r_a"] + 0.25 * ref["r_b"]) * 100
+    pd.testing.assert_series_equal(
+        got["x__idx"].sort_index(), expected.sort_index(), check_names=False, atol=1e-6
+    )
+    classes = np.clip(np.ceil(expected * 9 / 100), 1, 9)
+    pd.testing.assert_series_equal(
+        got["x__cls"].sort_index(), classes.sort_index(), check_names=False
+    )
+    assert got.loc["B4", "x__idx"] < got.loc["B3", "x__idx"]  # no value ranks lowest
