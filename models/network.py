@@ -806,7 +806,8 @@ def disruption_by_community(
         .toPandas()
     )
     curves: list[pd.DataFrame] = []
-    for cid, ties in inside.groupby("community_id", sort=True):
+    for cid in sorted(inside["community_id"].unique().tolist()):
+        ties = inside[inside["community_id"] == cid]
         curve = simulate_disruption(
             ties.rename(columns={"person_id_a": "source", "person_id_b": "target"}),
             metric=metric,

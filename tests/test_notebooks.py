@@ -27,9 +27,7 @@ KERNEL = "zicht-test-venv"
 
 
 @pytest.fixture(scope="module")
-def kernel(
-    tmp_path_factory: pytest.TempPathFactory, tiny_run: dict[str, Path]
-) -> Iterator[str]:
+def kernel(tmp_path_factory: pytest.TempPathFactory, tiny_run: dict[str, Path]) -> Iterator[str]:
     path = tmp_path_factory.mktemp("jupyter")
     spec = path / "kernels" / KERNEL
     spec.mkdir(parents=True)
