@@ -605,6 +605,24 @@ def publish(
                 f"published cells ({report['audit']['unprotected_cells']} cells); nothing was "
                 "exported"
             )
+        entry = release_entry(
+            release_id,
+            inputs=accounting,
+            rules=report["parameters"],
+            phenomena={
+                k: {
+                    "incident_codes": sorted(ph.incident_codes),
+                    "classes": sorted(ph.classes),
+                    "signal_categories": sorted(ph.signal_categories),
+                }
+                for k, ph in settings.phenomena.items()
+            },
+        )
+        joint = _check_against_earlier_releases(
+            spark, audit, hierarchy, settings, register, entry, force_release=force_release
+        )
+        if joint is not None:
+            report["joint_audit"] = joint
 
     with stage(timings, "export"):
         names = area_names(areas)
@@ -651,28 +669,72 @@ def publish(
         leaks = scan_export(spark, work / "export", input_dir)
         if leaks:
             raise PipelineError("leak guard stopped the export: " + "; ".join(leaks[:5]))
-        entry = release_entry(
-            release_id,
-            inputs=accounting,
-            rules=report["parameters"],
-            phenomena={
-                k: {
-                    "incident_codes": sorted(ph.incident_codes),
-                    "classes": sorted(ph.classes),
-                    "signal_categories": sorted(ph.signal_categories),
-                }
-                for k, ph in settings.phenomena.items()
-            },
+        register_release(register, entry, force=True)  # checked above
+        # this release's pattern, for joint audits of later releases (statuses only)
+        pattern = audit.where(F.col("reason") != F.lit("linked_difference")).select(
+            "level", "area_code", "year", "indicator", "status"
         )
-        conflicts = register_release(register, entry, force=force_release)
-        if conflicts:
-            raise PipelineError(
-                f"release register {register} refuses this export: "
-                + "; ".join(conflicts[:3])
-                + " (a partner could subtract the releases; check both releases together, then "
-                "pass --force-release to record this one as forced)"
-            )
+        pattern.write.mode("overwrite").parquet(str(register.parent / RELEASES_DIR / release_id))
     return outputs, report
+
+
+RELEASES_DIR = "zicht_releases"  # beside the register: each release's published pattern
+
+
+def _check_against_earlier_releases(
+    spark: SparkSession,
+    audit: DataFrame,
+    hierarchy: DataFrame,
+    settings: Settings,
+    register: Path,
+    entry: Mapping[str, Any],
+    *,
+    force_release: bool,
+) -> dict[str, Any] | None:
+    """Refuse a release the register finds differencable against earlier ones of the same data;
+    when forced, audit it together with them (``joint_audit``) and stop if that fails.
+    Returns the joint audit's summary for the report, or None when nothing conflicted."""
+    from zicht.features.export import release_conflicts
+    from zicht.models.disclosure import joint_audit
+
+    earlier = json.loads(register.read_text()) if register.exists() else []
+    conflicts = release_conflicts(earlier, entry)
+    if not conflicts:
+        return None
+    if not force_release:
+        raise PipelineError(
+            f"release register {register} refuses this export: "
+            + "; ".join(conflicts[:3])
+            + " (a partner could subtract the releases; pass --force-release to publish it "
+            "anyway, after an audit of the releases together)"
+        )
+    same = [e for e in earlier if e.get("inputs") == entry.get("inputs")]
+    paths = {str(e["run_id"]): register.parent / RELEASES_DIR / str(e["run_id"]) for e in same}
+    with_pattern = sorted(r for r, path in paths.items() if path.exists())
+    patterns = [spark.read.parquet(str(paths[r])) for r in with_pattern]
+    # one row per jointly hidden count: bounded by the partner tables' size
+    row = (
+        joint_audit(audit, patterns, hierarchy, settings=settings.disclosure)
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum(F.when(F.col("protected") == F.lit(False), 1).otherwise(0)).alias("bad"),
+        )
+        .collect()[0]
+    )
+    summary = {
+        "releases": with_pattern,
+        "releases_without_pattern": sorted(set(paths) - set(with_pattern)),
+        "audited_cells": int(row["n"]),
+        "unprotected_cells": int(row["bad"] or 0),
+        "passed": not row["bad"],
+    }
+    if row["bad"]:
+        raise PipelineError(
+            f"joint audit with {len(with_pattern)} earlier release(s) of the same data failed: "
+            f"{summary['unprotected_cells']} counts hidden in every release can be recovered "
+            "from the releases together; nothing was exported"
+        )
+    return summary
 
 
 # --------------------------------------------------------------------------- zicht export

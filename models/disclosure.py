@@ -1129,3 +1129,77 @@ def disclosure_report(
             "protection_width": settings.protection_width,
         },
     }
+
+
+def joint_audit(
+    audit: DataFrame,
+    earlier: Sequence[DataFrame],
+    hierarchy: DataFrame,
+    *,
+    settings: DisclosureSettings,
+) -> DataFrame:
+    """The audit of a release together with earlier releases of the same data.
+
+    ``audit``: this release's audit (:func:`apply_disclosure`); ``earlier``: the published
+    patterns of earlier releases (``level, area_code, year, indicator, status``). A partner who
+    holds every release knows each count published in any of them, so a count stays hidden
+    only where every release suppressed it (a release without the cell says nothing about it).
+    Each such count must keep a feasible interval of ``protection_width`` given all published
+    counts and the hierarchy. Linked-table differences are not re-audited here (each release's
+    own audit covers them). Returns the jointly hidden counts: ``level, area_code, year,
+    indicator, value, feasible_lower, feasible_upper, protected``.
+    """
+    keys = ["level", "area_code", "year", "indicator"]
+    counts = audit.where((F.col("unit") == "count") & (F.col("reason") != F.lit(LINKED))).select(
+        *keys, "value", "status"
+    )
+    hidden_all: Column = F.col("status") == "suppressed"
+    for i, e in enumerate(earlier):
+        col = f"_s{i}"
+        counts = counts.join(e.select(*keys, F.col("status").alias(col)), keys, "left")
+        hidden_all = hidden_all & F.coalesce(F.col(col) == "suppressed", F.lit(True))
+    counts = (
+        counts.withColumn("_hidden", hidden_all)
+        .withColumn(
+            "reason",
+            F.when(F.col("_hidden"), F.lit("primary"))
+            .when(F.col("status").isin("ok", "suppressed"), F.lit("published"))
+            .otherwise(F.col("status")),
+        )
+        # as in suppress_group: every count with a value is "ok" and the reason says hidden
+        .withColumn(
+            "status",
+            F.when(F.col("status").isin("ok", "suppressed"), F.lit("ok")).otherwise(
+                F.col("status")
+            ),
+        )
+        .join(_area_map(hierarchy), ["level", "area_code"], "left")
+        .withColumn(
+            "gemeente_code",
+            F.coalesce(
+                F.col("gemeente_code"), F.when(F.col("level") == "gemeente", F.col("area_code"))
+            ),
+        )
+        .select(*keys, "parent_code", "gemeente_code", "value", "status", "reason")
+    )
+    schema = T.StructType(
+        [
+            T.StructField("level", T.StringType()),
+            T.StructField("area_code", T.StringType()),
+            T.StructField("year", audit.schema["year"].dataType),
+            T.StructField("indicator", T.StringType()),
+            T.StructField("value", T.DoubleType()),
+            T.StructField("feasible_lower", T.DoubleType()),
+            T.StructField("feasible_upper", T.DoubleType()),
+            T.StructField("protected", T.BooleanType()),
+        ]
+    )
+
+    def run(pdf: pd.DataFrame) -> pd.DataFrame:
+        # one gemeente's cells of one indicator and year: small, like apply_disclosure's groups
+        out = audit_group(pdf.reset_index(drop=True), settings=settings)
+        out = out[out["reason"] == "primary"]
+        out["protected"] = [None if pd.isna(v) else bool(v) for v in out["protected"]]
+        return out[[f.name for f in schema.fields]]
+
+    return counts.groupBy("indicator", "year", "gemeente_code").applyInPandas(run, schema)

@@ -831,3 +831,46 @@ def test_composite_inherits_from_the_counts_behind_its_components(spark: SparkSe
         r["reason"] for r in audit.where(F.col("indicator").isin("x.idx", "x.cls")).collect()
     }
     assert reasons == {"inherited", "published"}
+
+
+@pytest.mark.spark
+def test_joint_audit_of_two_releases(spark: SparkSession) -> None:
+    """G = W1 + W2 = 4 + 16. Release A hides W1 and W2 and publishes G; release B hides W1
+    and G and publishes W2. Each alone protects W1, but together W1 = G - W2 = 4: the joint
+    audit must say so. Against a release that also hid W1 and W2, W1 stays protected."""
+    from zicht.models.disclosure import joint_audit
+
+    hier = spark.createDataFrame([("BU00010101", W1, G), ("BU00010201", W2, G)], HIERARCHY_SCHEMA)
+    values = {W1: 4.0, W2: 16.0, G: 20.0, "BU00010101": 4.0, "BU00010201": 16.0}
+    level = {W1: "wijk", W2: "wijk", G: "gemeente", "BU00010101": "buurt", "BU00010201": "buurt"}
+
+    def release(hidden: set[str]) -> list[tuple]:
+        return [
+            (level[a], a, 2024, "x.incidents", "suppressed" if a in hidden else "ok")
+            for a in values
+        ]
+
+    schema = "level string, area_code string, year int, indicator string, status string"
+    b_hidden = {W1, G, "BU00010101"}
+    audit = spark.createDataFrame(
+        [
+            (level[a], a, 2024, "x.incidents", "count",
+             "primary" if a in b_hidden else "published", values[a],
+             "suppressed" if a in b_hidden else "ok")
+            for a in values
+        ],
+        "level string, area_code string, year int, indicator string, unit string, "
+        "reason string, value double, status string",
+    )  # fmt: skip
+    a_pattern = spark.createDataFrame(release({W1, W2, "BU00010101", "BU00010201"}), schema)
+    got = {
+        r["area_code"]: r["protected"]
+        for r in joint_audit(audit, [a_pattern], hier, settings=SETTINGS).collect()
+    }
+    assert got == {W1: False, "BU00010101": False}  # G is known from A, the buurt from B's W2
+    same = spark.createDataFrame(release(b_hidden), schema)
+    got = {
+        r["area_code"]: r["protected"]
+        for r in joint_audit(audit, [same], hier, settings=SETTINGS).collect()
+    }
+    assert got == {W1: True, G: True, "BU00010101": True}

@@ -270,6 +270,10 @@ def test_export_from_reapplies_other_rules_without_recomputing(done, tmp_path: P
         assert export_job.main(["--from", str(out), "--conf", str(weak), "--force-release"]) == 0
         releases = json.loads((out.parent / export_job.REGISTER_NAME).read_text())
         assert [r["forced"] for r in releases] == [False, True]
+        # the forced release was audited together with the earlier one (its pattern is kept)
+        joint = json.loads((out / "export/disclosure_report.json").read_text())["joint_audit"]
+        assert joint["releases"] == [releases[0]["run_id"]] and joint["passed"]
+        assert (out.parent / export_job.RELEASES_DIR / releases[0]["run_id"]).is_dir()
     finally:
         mp.undo()
 
