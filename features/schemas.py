@@ -323,6 +323,7 @@ OUTPUT_SCHEMAS: dict[str, dict[str, str]] = {
         "rootedness_buurt": "share of all members resident in the home buurt",
         "rootedness_wijk": "share of all members resident in the home wijk",
         "n_buurten_active": "distinct buurten of the community's incidents",
+        "spread_km": "standard distance of the community's incident locations, km",
         "share_non_resident": "share of members not resident in the study area",
     },
     "export/indicators_<level>.csv": {

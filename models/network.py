@@ -100,6 +100,9 @@ def communities_schema(phenomena: Sequence[str]) -> T.StructType:
             T.StructField("rootedness_wijk", T.DoubleType(), False),
             # distinct buurten of the community's incidents
             T.StructField("n_buurten_active", T.LongType(), False),
+            # spread of the incident locations: standard distance (root mean square distance
+            # from their mean point, RD New) in km; 0 for one place, null without incidents
+            T.StructField("spread_km", T.DoubleType(), True),
             # share of members without a residence (unregistered, living elsewhere or abroad)
             T.StructField("share_non_resident", T.DoubleType(), False),
         ]
@@ -344,16 +347,27 @@ def _build_communities(
     phenomena: Sequence[str],
 ) -> DataFrame:
     membership = members.select("person_id", "community_id")
+    cols = incidents_located.columns
 
     incident_stats = (
         located.join(membership, "person_id")
         .select("community_id", "incident_id")
         .distinct()
-        .join(incidents_located.select("incident_id", "buurt_code", "phenomena"), "incident_id")
+        .join(
+            incidents_located.select(
+                "incident_id", "buurt_code", "phenomena", *[c for c in ("x", "y") if c in cols]
+            ),
+            "incident_id",
+        )
         .groupBy("community_id")
         .agg(
             F.count(F.lit(1)).alias("n_incidents"),
             F.countDistinct("buurt_code").alias("n_buurten_active"),
+            (
+                F.sqrt(F.var_pop("x") + F.var_pop("y")) / 1000.0
+                if {"x", "y"} <= set(cols)
+                else F.lit(None).cast("double")
+            ).alias("spread_km"),
             *[
                 F.avg(
                     F.coalesce(F.array_contains("phenomena", p), F.lit(False)).cast("double")

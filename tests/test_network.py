@@ -212,11 +212,12 @@ def test_planted_communities_broker_and_rootedness(spark: SparkSession) -> None:
         spark,
         [
             # C1 = a1..a5 + x: incidents i1 i3 i4 i5 i6 i7 i9; lives: 3 in bu1, 4 in WK036300
-            (1, 6, 7, 3 / 7, 1 / 7, 1 / 7, bu1, "WK036300", 3 / 6, 4 / 6, 3, 1 / 6),
+            # (every test incident lies at (1, 1): a spread of 0 km)
+            (1, 6, 7, 3 / 7, 1 / 7, 1 / 7, bu1, "WK036300", 3 / 6, 4 / 6, 3, 0.0, 1 / 6),
             # C2 = b1..b5: incidents i2 i6 i7; b1, b2 in bu3 (WK036310), b3 in bu2
-            (2, 5, 3, 0.0, 2 / 3, 0.0, bu3, "WK036310", 2 / 5, 2 / 5, 1, 2 / 5),
+            (2, 5, 3, 0.0, 2 / 3, 0.0, bu3, "WK036310", 2 / 5, 2 / 5, 1, 0.0, 2 / 5),
             # C3 = z: one incident, not resident anywhere
-            (3, 1, 1, 1.0, 0.0, 0.0, None, None, 0.0, 0.0, 1, 1.0),
+            (3, 1, 1, 1.0, 0.0, 0.0, None, None, 0.0, 0.0, 1, 0.0, 1.0),
         ],
         communities_schema(phenomena),
     )

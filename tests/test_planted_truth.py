@@ -153,3 +153,27 @@ def test_rootedness_counts_reach_the_catalogue(tiny_run) -> None:
     groups = _truth(tiny_run, "criminal_groups")
     drug_home = groups.home_buurt_code[groups.phenomenon == "drugs"].iloc[0]
     assert b_local.xs(drug_home, level=0).max() >= 1
+
+
+def test_community_spread_matches_an_independent_computation(tiny_run) -> None:
+    """spread_km: the standard distance of a community's incident locations (point, else the
+    centroid of its buurt or of its address's buurt), recomputed from the input with pandas."""
+    import numpy as np
+
+    members = _restricted(tiny_run, "network_members")
+    communities = _restricted(tiny_run, "communities").set_index("community_id")
+    inc = pd.read_parquet(tiny_run["input"] / "incidents.parquet")
+    sus = pd.read_parquet(tiny_run["input"] / "suspects.parquet")
+    areas = pd.read_parquet(tiny_run["input"] / "areas.parquet").set_index("buurt_code")
+    biggest = int(communities["size"].idxmax())
+    ids = set(members.person_id[members.community_id == biggest])
+    addresses = pd.read_parquet(tiny_run["input"] / "addresses.parquet")
+    mine = inc[inc.incident_id.isin(sus.incident_id[sus.person_id.isin(ids)])]
+    buurt = mine.buurt_code.fillna(
+        mine.address_id.map(addresses.set_index("address_id").buurt_code)
+    )
+    x = mine.x.fillna(buurt.map(areas.x))
+    y = mine.y.fillna(buurt.map(areas.y))
+    assert x.notna().all() and y.notna().all()
+    expected = np.sqrt(x.var(ddof=0) + y.var(ddof=0)) / 1000
+    assert communities.loc[biggest, "spread_km"] == pytest.approx(expected, rel=1e-9)
