@@ -72,10 +72,10 @@ class Sources:
     household_income: DataFrame | None = None
     areas_have_inhabitants: bool = False
     # Rootedness counts made from the networks (zicht.models.network computes them; the job
-    # passes them in): co-offending ties per level (level, area_code, year, indicator, value;
-    # not additive) and the youth ties per layer per buurt (buurt_code, year, indicator, value;
-    # additive, rolled up like every buurt count).
-    cooffending_counts: DataFrame | None = None
+    # passes them in): co-offending ties and community reach per level (level, area_code,
+    # year, indicator, value; not additive) and the youth ties per layer per buurt
+    # (buurt_code, year, indicator, value; additive, rolled up like every buurt count).
+    network_level_counts: DataFrame | None = None
     youth_tie_counts: DataFrame | None = None
 
     def available(self) -> set[str]:
@@ -95,7 +95,7 @@ class Sources:
             have.add("persons")
         if self.youth_tie_counts is not None:
             have.add("person_links")
-        if self.cooffending_counts is not None:
+        if self.network_level_counts is not None:
             have.add("network")
         if self.areas_have_inhabitants:
             have.add("areas.inhabitants")
@@ -806,8 +806,8 @@ def build_indicators(
         )
     long_counts = _roll_up(cut(buurt, "buurt_counts"), hierarchy)
     per_level = _per_level_counts(src, want=want - additive, patterns=patterns, years_df=years_df)
-    if src.cooffending_counts is not None:
-        ties = src.cooffending_counts.select(
+    if src.network_level_counts is not None:
+        ties = src.network_level_counts.select(
             "level", "area_code", F.col("year").cast("long").alias("year"), "indicator", "value"
         ).where(F.col("indicator").isin(sorted(want - additive)))
         per_level = ties if per_level is None else per_level.unionByName(ties)

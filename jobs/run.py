@@ -210,7 +210,52 @@ def run_pipeline(
             signals = locate_signals(
                 acc["signals"], addresses=addresses, phenomena=settings.phenomena
             )
-        cooffending_counts, youth_tie_counts = _rootedness_counts(acc, incidents, residence)
+        network_level_counts, youth_tie_counts = _rootedness_counts(acc, incidents, residence)
+
+    skipped_stages: dict[str, str] = {}
+    with stage(timings, "network"):
+        if "suspects" in acc:
+            from zicht.models.network import build_layer_edges, build_network
+
+            layer_edges = build_layer_edges(
+                acc["suspects"].select("person_id"),
+                layers=settings.network.layers,
+                person_links=acc.get("person_links"),
+                persons=acc.get("persons"),
+                company_roles=acc.get("company_roles"),
+            )
+            members, communities = build_network(
+                acc["suspects"],
+                incidents,
+                residence if residence is not None else _empty_residence(spark),
+                phenomena=list(settings.phenomena),
+                settings=settings.network,
+                layer_edges=layer_edges,
+            )
+            members = members.cache()
+            communities = communities.cache()
+            for rel, df in (
+                ("restricted/network_members.parquet", members),
+                ("restricted/communities.parquet", communities),
+            ):
+                write_parquet(df, work / rel)
+                outputs[rel] = hash_output(work, rel, df.count())
+            outputs.update(
+                _community_artifacts(
+                    work, members, communities, acc, incidents, layer_edges, settings
+                )
+            )
+            if residence is not None:
+                from zicht.models.network import community_reach_counts
+
+                reach = community_reach_counts(members, acc["suspects"], incidents, residence)
+                network_level_counts = (
+                    reach
+                    if network_level_counts is None
+                    else network_level_counts.unionByName(reach)
+                )
+        else:
+            skipped_stages["network"] = "table suspects is absent"
 
     with stage(timings, "indicators"):
         src = Sources(
@@ -225,7 +270,7 @@ def run_pipeline(
             property_transactions=acc.get("property_transactions"),
             household_income=acc.get("household_income"),
             areas_have_inhabitants=v.areas_have_inhabitants,
-            cooffending_counts=cooffending_counts,
+            network_level_counts=network_level_counts,
             youth_tie_counts=youth_tie_counts,
         )
         result = build_indicators(
@@ -265,42 +310,6 @@ def run_pipeline(
             work, "restricted/area_features.parquet", len(features_pd)
         )
     live_specs = [s for s in settings.indicators if s.key not in result.skipped]
-
-    skipped_stages: dict[str, str] = {}
-    with stage(timings, "network"):
-        if "suspects" in acc:
-            from zicht.models.network import build_layer_edges, build_network
-
-            layer_edges = build_layer_edges(
-                acc["suspects"].select("person_id"),
-                layers=settings.network.layers,
-                person_links=acc.get("person_links"),
-                persons=acc.get("persons"),
-                company_roles=acc.get("company_roles"),
-            )
-            members, communities = build_network(
-                acc["suspects"],
-                incidents,
-                residence if residence is not None else _empty_residence(spark),
-                phenomena=list(settings.phenomena),
-                settings=settings.network,
-                layer_edges=layer_edges,
-            )
-            members = members.cache()
-            communities = communities.cache()
-            for rel, df in (
-                ("restricted/network_members.parquet", members),
-                ("restricted/communities.parquet", communities),
-            ):
-                write_parquet(df, work / rel)
-                outputs[rel] = hash_output(work, rel, df.count())
-            outputs.update(
-                _community_artifacts(
-                    work, members, communities, acc, incidents, layer_edges, settings
-                )
-            )
-        else:
-            skipped_stages["network"] = "table suspects is absent"
 
     model_result = None
     with stage(timings, "area_models"):

@@ -834,3 +834,75 @@ def disruption_by_community(
              "lcc_share": pd.Series(dtype="float64")}
         )  # fmt: skip
     return pd.concat(curves, ignore_index=True)[["community_id", "removed", "lcc_share"]]
+
+
+def community_reach_counts(
+    members: DataFrame,
+    suspects: DataFrame,
+    incidents_located: DataFrame,
+    residence: DataFrame,
+    *,
+    min_size: int = 2,
+) -> DataFrame:
+    """Residents who belong to a community and whether it is active elsewhere, per area.
+
+    For every area A (at each level) and year: ``network.resident_community_members``, the
+    residents of A that year who are members of a community of at least ``min_size``
+    suspects; and ``network.resident_members_active_elsewhere``, those whose community has
+    most of its incidents (over the whole period) outside A: lokale worteling the other way
+    round, networks rooted here that operate elsewhere. Area counts only; the person-level
+    join is never persisted. Returns level, area_code, year, indicator, value.
+    """
+    sizes = members.groupBy("community_id").agg(F.count(F.lit(1)).alias("_size"))
+    membership = members.select("person_id", "community_id").join(
+        sizes.where(F.col("_size") >= min_size), "community_id", "left_semi"
+    )
+    inc = (
+        suspects.select("incident_id", "person_id")
+        .join(membership, "person_id")
+        .select("community_id", "incident_id")
+        .distinct()
+        .join(
+            incidents_located.select("incident_id", "buurt_code", "wijk_code", "gemeente_code"),
+            "incident_id",
+        )
+    )
+    total = inc.groupBy("community_id").agg(F.count(F.lit(1)).alias("_total"))
+    res = membership.join(
+        residence.select("person_id", "year", "buurt_code", "wijk_code", "gemeente_code"),
+        "person_id",
+    )
+    parts: list[DataFrame] = []
+    for level in ("buurt", "wijk", "gemeente"):
+        code = f"{level}_code"
+        here = inc.groupBy("community_id", F.col(code).alias("area_code")).agg(
+            F.count(F.lit(1)).alias("_here")
+        )
+        r = (
+            res.where(F.col(code).isNotNull())
+            .select("person_id", "year", "community_id", F.col(code).alias("area_code"))
+            .join(here, ["community_id", "area_code"], "left")
+            .join(total, "community_id", "left")
+        )
+        elsewhere = F.coalesce(F.col("_here"), F.lit(0)) * 2 < F.coalesce(F.col("_total"), F.lit(0))
+        agg = r.groupBy("area_code", "year").agg(
+            F.countDistinct("person_id").cast("double").alias("members"),
+            F.countDistinct(F.when(elsewhere, F.col("person_id"))).cast("double").alias("away"),
+        )
+        for name, column in (
+            ("network.resident_community_members", "members"),
+            ("network.resident_members_active_elsewhere", "away"),
+        ):
+            parts.append(
+                agg.select(
+                    F.lit(level).alias("level"),
+                    "area_code",
+                    F.col("year").cast("long").alias("year"),
+                    F.lit(name).alias("indicator"),
+                    F.col(column).alias("value"),
+                )
+            )
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out

@@ -153,6 +153,16 @@ def test_rootedness_counts_reach_the_catalogue(tiny_run) -> None:
     groups = _truth(tiny_run, "criminal_groups")
     drug_home = groups.home_buurt_code[groups.phenomenon == "drugs"].iloc[0]
     assert b_local.xs(drug_home, level=0).max() >= 1
+    # the drug network lives in its home buurt and deals in the nightlife district: its
+    # resident members belong to a community active elsewhere
+    members = values("buurt", "network.resident_community_members")
+    away = values("buurt", "network.resident_members_active_elsewhere")
+    assert (away <= members.reindex(away.index)).all()
+    lives_home = groups[
+        (groups.phenomenon == "drugs") & groups.lives_in_home_buurt & ~groups.is_broker
+    ].person_id.nunique()
+    assert lives_home >= 3
+    assert away.xs(drug_home, level=0).max() >= lives_home - 1  # one may have moved in a year
 
 
 def test_community_spread_matches_an_independent_computation(tiny_run) -> None:
