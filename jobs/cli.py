@@ -13,11 +13,17 @@ from collections.abc import Sequence
 JOBS: dict[str, tuple[str, str]] = {
     "synth": ("zicht.jobs.synth", "write a synthetic input folder with planted ground truth"),
     "run": ("zicht.jobs.run", "run the whole pipeline on an input folder"),
+    "ingest": ("zicht.jobs.ingest", "stage job: validate and link an input folder into OUTPUT"),
+    "indicators": ("zicht.jobs.indicators", "stage job: the indicator catalogue on OUTPUT"),
+    "models": ("zicht.jobs.models", "stage job: typology, anomalies, hot spots on OUTPUT"),
     "export": (
         "zicht.jobs.export",
         "re-apply disclosure to a finished run: `zicht export --from OUTPUT --conf FILE`",
     ),
-    "network": ("zicht.jobs.network", "network tools: `zicht network disrupt ...`"),
+    "network": (
+        "zicht.jobs.network",
+        "`zicht network build --from OUTPUT` (stage job), `zicht network disrupt ...`",
+    ),
     "experiment": ("zicht.jobs.experiment", "sweep area-typology candidates, one MLflow run each"),
     "pseudonymize": (
         "zicht.jobs.pseudonymize",

@@ -859,8 +859,11 @@ def export_from(
         audit_rel = "restricted/disclosure_audit.parquet"
         old = source / f".export.old-{release_id}"
         old.mkdir()
-        (source / "export").rename(old / "export")
-        (source / audit_rel).rename(old / "disclosure_audit.parquet")
+        # (a folder that went through the stage jobs has no export or audit yet)
+        if (source / "export").exists():
+            (source / "export").rename(old / "export")
+        if (source / audit_rel).exists():
+            (source / audit_rel).rename(old / "disclosure_audit.parquet")
         (work / "export").rename(source / "export")
         (work / audit_rel).rename(source / audit_rel)
         shutil.rmtree(work, ignore_errors=True)

@@ -1,5 +1,8 @@
 """``zicht network``: network jobs that run without the pipeline.
 
+``zicht network build --from OUTPUT`` is the pipeline's network stage alone, as a Spark job
+(``zicht.jobs.stagejob``; ``spark-submit ... jobs/network.py build --from OUTPUT``).
+
 ``zicht network disrupt --edges FILE --metric {betweenness,degree} --mode {sequential,block}
 [--block-size 5] --out FILE`` reads one edge list (CSV with header ``source,target[,weight]``),
 simulates node removal as in Cavallaro et al. (2020) with
@@ -120,7 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``zicht network``; returns the process exit code."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["build"]:
+        # the pipeline's network stage on an output folder (Spark): zicht.jobs.stagejob
+        from zicht.jobs.stagejob import main as stage_main
+
+        return stage_main("network", argv[1:])
+    args = _parser().parse_args(argv)
     if args.command == "disrupt":
         return _disrupt(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse allows no other

@@ -26,11 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
-from zicht.features.indicators import Sources, build_indicators, locate_signals
-from zicht.features.link import build_residence, locate_incidents
 from zicht.features.settings import ConfigError, Settings
 from zicht.jobs.config import load_settings
 from zicht.jobs.export import disclosure_metrics
@@ -41,8 +38,7 @@ from zicht.jobs.runtime import (
     configure_logging,
     mlflow_tracking_uri,
 )
-from zicht.jobs.stages import PipelineError, hash_output, stage, use_mlflow, write_parquet
-from zicht.jobs.validate_inputs import Validated, materialize, validate_inputs
+from zicht.jobs.stages import PipelineError, use_mlflow
 
 log = logging.getLogger("zicht")
 
@@ -76,94 +72,6 @@ def _check_paths(input_dir: Path, output_dir: Path) -> None:
         raise InputError("--output must not be the input folder or inside it")
 
 
-def _geometry_by_buurt(areas: DataFrame) -> dict[str, str] | None:
-    """buurt_code -> geometry_wkt on the driver (one polygon per buurt: ~14k nationally), or
-    None when the areas table carries no polygons (hot spots then use nearest centroids)."""
-    if "geometry_wkt" not in areas.columns:
-        return None
-    rows = areas.where(F.col("geometry_wkt").isNotNull()).select("buurt_code", "geometry_wkt")
-    geometry = {r["buurt_code"]: r["geometry_wkt"] for r in rows.toLocalIterator()}
-    return geometry or None
-
-
-def _empty_residence(spark: SparkSession) -> DataFrame:
-    return spark.createDataFrame(
-        [],
-        "person_id string, year long, buurt_code string, wijk_code string, "
-        "gemeente_code string, birth_year long",
-    )
-
-
-def _rootedness_counts(
-    acc: dict[str, DataFrame], incidents: DataFrame, residence: DataFrame | None
-) -> tuple[DataFrame | None, DataFrame | None]:
-    """Area counts of lokale worteling made from the networks, for the indicator catalogue:
-    co-offending ties per level (local or not) and young residents' ties per layer (to
-    suspects of ondermijning or not). Aggregates only; no person-level table is kept."""
-    if "suspects" not in acc or residence is None:
-        return None, None
-    from zicht.models.network import (
-        build_cooffending_edges,
-        cooffending_locality_counts,
-        youth_exposure_counts,
-    )
-
-    suspects = acc["suspects"]
-    edges = build_cooffending_edges(suspects, incidents)
-    cooffending = cooffending_locality_counts(edges, residence)
-    youth = None
-    if "person_links" in acc:
-        ondermijning = incidents.where(F.size("phenomena") > 0).select("incident_id")
-        suspect_ids = suspects.join(ondermijning, "incident_id", "left_semi").select("person_id")
-        youth = youth_exposure_counts(residence, acc["person_links"], suspect_ids)
-    return cooffending, youth
-
-
-MIN_COMMUNITY = 5  # communities this size or larger get a summary row and a disruption curve
-
-
-def _community_artifacts(
-    work: Path,
-    members: DataFrame,
-    communities: DataFrame,
-    acc: dict[str, DataFrame],
-    incidents: DataFrame,
-    layer_edges: DataFrame | None,
-    settings: Settings,
-) -> dict[str, Any]:
-    """Restricted community summaries and disruption curves (also MLflow artifacts).
-
-    ``restricted/community_summary.csv``: the communities of at least ``MIN_COMMUNITY``
-    members (no person in it); ``restricted/community_disruption.csv``: sequential betweenness
-    removal inside the 20 largest of them. Both are small by construction.
-    """
-    from zicht.models.network import (
-        LAYER_CO_OFFENDING,
-        build_cooffending_edges,
-        disruption_by_community,
-    )
-
-    out: dict[str, Any] = {}
-    summary = communities.where(F.col("size") >= MIN_COMMUNITY).orderBy("community_id").toPandas()
-    rel = "restricted/community_summary.csv"
-    summary.to_csv(work / rel, index=False)
-    out[rel] = hash_output(work, rel, len(summary))
-    ties = build_cooffending_edges(acc["suspects"], incidents).select("person_id_a", "person_id_b")
-    if LAYER_CO_OFFENDING not in settings.network.layers:
-        ties = ties.limit(0)
-    if layer_edges is not None:
-        ties = ties.unionByName(
-            layer_edges.where(F.col("layer").isin(list(settings.network.layers))).select(
-                "person_id_a", "person_id_b"
-            )
-        )
-    curves = disruption_by_community(members, ties, min_size=MIN_COMMUNITY)
-    rel = "restricted/community_disruption.csv"
-    curves.to_csv(work / rel, index=False)
-    out[rel] = hash_output(work, rel, len(curves))
-    return out
-
-
 def run_pipeline(
     spark: SparkSession,
     settings: Settings,
@@ -173,186 +81,80 @@ def run_pipeline(
     run_date: dt.date,
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    """Run every stage, writing into ``work``; returns the manifest's body (without ids)."""
-    outputs: dict[str, Any] = {}
-    restricted = work / "restricted"
-    export = work / "export"
-    restricted.mkdir(parents=True)
-    export.mkdir(parents=True)
-    # Intermediate tables of this run (removed before the output is committed).
-    stage_dir = work / "_stage"
-
-    with stage(timings, "validate"):
-        v: Validated = validate_inputs(
-            spark, str(input_dir), settings, run_date=run_date, stage_dir=stage_dir
-        )
-        for name, rej in v.rejects.items():
-            rel = f"restricted/rejects/{name}"
-            write_parquet(rej, work / rel)
-            outputs[rel] = hash_output(work, rel, v.accounting[name]["rows_rejected"])
-
-    acc = v.accepted
-    with stage(timings, "link"):
-        areas = acc["areas"]
-        addresses = acc.get("addresses")
-        incidents = locate_incidents(
-            acc["incidents"], areas=areas, addresses=addresses, phenomena=settings.phenomena
-        )
-        incidents = materialize(incidents, stage_dir / "incidents_located")
-        residence = None
-        if "persons" in acc and addresses is not None:
-            residence = build_residence(
-                acc["persons"], addresses=addresses, areas=areas, years=v.years
-            )
-            residence = materialize(residence, stage_dir / "residence")
-        signals = None
-        if "signals" in acc:
-            signals = locate_signals(
-                acc["signals"], addresses=addresses, phenomena=settings.phenomena
-            )
-        network_level_counts, youth_tie_counts = _rootedness_counts(acc, incidents, residence)
-
-    skipped_stages: dict[str, str] = {}
-    with stage(timings, "network"):
-        if "suspects" in acc:
-            from zicht.models.network import build_layer_edges, build_network
-
-            layer_edges = build_layer_edges(
-                acc["suspects"].select("person_id"),
-                layers=settings.network.layers,
-                person_links=acc.get("person_links"),
-                persons=acc.get("persons"),
-                company_roles=acc.get("company_roles"),
-            )
-            members, communities = build_network(
-                acc["suspects"],
-                incidents,
-                residence if residence is not None else _empty_residence(spark),
-                phenomena=list(settings.phenomena),
-                settings=settings.network,
-                layer_edges=layer_edges,
-            )
-            members = members.cache()
-            communities = communities.cache()
-            for rel, df in (
-                ("restricted/network_members.parquet", members),
-                ("restricted/communities.parquet", communities),
-            ):
-                write_parquet(df, work / rel)
-                outputs[rel] = hash_output(work, rel, df.count())
-            outputs.update(
-                _community_artifacts(
-                    work, members, communities, acc, incidents, layer_edges, settings
-                )
-            )
-            if residence is not None:
-                from zicht.models.network import community_reach_counts
-
-                reach = community_reach_counts(members, acc["suspects"], incidents, residence)
-                network_level_counts = (
-                    reach
-                    if network_level_counts is None
-                    else network_level_counts.unionByName(reach)
-                )
-        else:
-            skipped_stages["network"] = "table suspects is absent"
-
-    with stage(timings, "indicators"):
-        src = Sources(
-            areas=areas,
-            incidents=incidents,
-            suspects=acc.get("suspects"),
-            residence=residence,
-            addresses=addresses,
-            signals=signals,
-            companies=acc.get("companies"),
-            company_roles=acc.get("company_roles"),
-            property_transactions=acc.get("property_transactions"),
-            household_income=acc.get("household_income"),
-            areas_have_inhabitants=v.areas_have_inhabitants,
-            network_level_counts=network_level_counts,
-            youth_tie_counts=youth_tie_counts,
-        )
-        result = build_indicators(
-            src,
-            years=v.years,
-            phenomena=settings.phenomena,
-            specs=settings.indicators,
-            coverage=settings.coverage,
-            patterns=settings.patterns,
-            checkpoint=lambda df, name: materialize(df, stage_dir / "indicators" / name),
-        )
-        cells = materialize(result.cells, stage_dir / "cells")
-        n_cells = cells.count()
-        # status (ok, not_applicable, not_covered) beside the contract's columns, so that
-        # `zicht export --from` can apply other disclosure rules without recomputing
-        write_parquet(
-            cells.select("level", "area_code", "year", "indicator", "value", "status"),
-            work / "restricted/indicators.parquet",
-        )
-        outputs["restricted/indicators.parquet"] = hash_output(
-            work, "restricted/indicators.parquet", n_cells
-        )
-        contributors = result.magnitude_contributors
-        if contributors is not None:
-            rel = "restricted/magnitude_contributors.parquet"
-            contributors = materialize(contributors, work / rel)
-            outputs[rel] = hash_output(work, rel, contributors.count())
-        # the accepted areas (hierarchy, names, outlines) for the export stage
-        areas = materialize(areas, work / "restricted/areas.parquet")
-        outputs["restricted/areas.parquet"] = hash_output(
-            work, "restricted/areas.parquet", areas.count()
-        )
-        # One row per buurt and year: small by construction (~14k buurten nationally).
-        features_pd = result.area_features.toPandas()
-        write_parquet(result.area_features, work / "restricted/area_features.parquet")
-        outputs["restricted/area_features.parquet"] = hash_output(
-            work, "restricted/area_features.parquet", len(features_pd)
-        )
-    live_specs = [s for s in settings.indicators if s.key not in result.skipped]
-
-    model_result = None
-    with stage(timings, "area_models"):
-        from zicht.models.typology import fit_area_models, rate_parts_from_catalogue
-
-        try:
-            model_result = fit_area_models(
-                features_pd,
-                phenomena=list(settings.phenomena),
-                settings=settings.model,
-                rate_parts=rate_parts_from_catalogue(live_specs),
-                # polygons for contiguity weights: one WKT per buurt (~14k), bounded
-                geometry_wkt=_geometry_by_buurt(areas),
-            )
-        except ValueError as exc:
-            # nothing varies between the areas (one buurt, or no data): no typology to fit
-            skipped_stages["area_models"] = str(exc)
-        if model_result is not None:
-            typ = spark.createDataFrame(model_result.typology)
-            write_parquet(typ, work / "restricted/area_typology.parquet")
-            outputs["restricted/area_typology.parquet"] = hash_output(
-                work, "restricted/area_typology.parquet", len(model_result.typology)
-            )
-
+    """Run every stage (``zicht.jobs.pipeline``), writing into ``work``; returns the manifest's
+    body (without ids)."""
+    from zicht.jobs import pipeline as pl
     from zicht.jobs.export import REGISTER_NAME, publish
 
+    outputs: dict[str, Any] = {}
+    (work / "restricted").mkdir(parents=True)
+    (work / "export").mkdir(parents=True)
+    # Intermediate tables of this run (removed before the output is committed).
+    stage_dir = work / "_stage"
+    skipped_stages: dict[str, str] = {}
+
+    linked = pl.ingest(
+        spark,
+        settings,
+        input_dir,
+        work,
+        stage_dir,
+        run_date=run_date,
+        timings=timings,
+        outputs=outputs,
+    )
+    counts = pl.network(
+        spark,
+        settings,
+        linked,
+        work,
+        stage_dir,
+        timings=timings,
+        outputs=outputs,
+        skipped_stages=skipped_stages,
+    )
+    ind = pl.indicators(
+        spark, settings, linked, counts, work, stage_dir, timings=timings, outputs=outputs
+    )
+    model_result = pl.area_models(
+        spark,
+        settings,
+        ind.features,
+        ind.areas,
+        ind.live_specs,
+        work,
+        timings=timings,
+        outputs=outputs,
+        skipped_stages=skipped_stages,
+    )
     # The register sits beside the MLflow store (inside the secure environment).
     published_outputs, report = publish(
         spark,
         settings,
-        cells=cells,
-        areas=areas,
-        specs=live_specs,
-        contributors=contributors,
+        cells=ind.cells,
+        areas=ind.areas,
+        specs=ind.live_specs,
+        contributors=ind.contributors,
         input_dir=input_dir,
-        accounting=v.accounting,
+        accounting=linked.v.accounting,
         work=work,
         register=work.parent / REGISTER_NAME,
         release_id=work.name.rsplit("-", 1)[-1],
         timings=timings,
     )
     outputs.update(published_outputs)
+    return {**manifest_body(linked, ind.skipped, skipped_stages, outputs),
+            "_model_result": model_result, "_report": report, "_n_cells": ind.n_cells}  # fmt: skip
 
+
+def manifest_body(
+    linked: Any,
+    skipped_indicators: dict[str, str],
+    skipped_stages: dict[str, str],
+    outputs: dict[str, Any],
+) -> dict[str, Any]:
+    """The manifest's account of a run (everything but ids, times and config)."""
+    v = linked.v
     return {
         "period": {
             "years": list(v.years),
@@ -363,17 +165,14 @@ def run_pipeline(
             if v.persons_have_snapshots
             else "one snapshot serves every year"
         )
-        if "persons" in acc
+        if "persons" in v.accepted
         else "persons absent",
-        "input_dir": str(input_dir.resolve()),
+        "input_dir": str(Path(linked.input_dir).resolve()),
         "inputs": v.accounting,
         "extra_columns_dropped": {k: c for k, c in v.extra_columns.items() if c},
-        "skipped_indicators": dict(result.skipped),
+        "skipped_indicators": dict(skipped_indicators),
         "skipped_stages": skipped_stages,
         "outputs": outputs,
-        "_model_result": model_result,
-        "_report": report,
-        "_n_cells": n_cells,
     }
 
 
