@@ -98,6 +98,8 @@ class ModelSettings:
     knn: int = 6
     permutations: int = 199
     fdr_alpha: float = 0.05
+    # p-values of Gi* before the FDR step: normal (from the z-score) or permutation
+    hotspot_inference: str = "normal"
     registered_model_name: str = "zicht-area-typology"
     features: tuple[str, ...] = ()
 
@@ -426,6 +428,8 @@ def _check(s: Settings) -> None:
         raise ConfigError("disclosure.min_count must be at least 1")
     if not 0 < s.disclosure.dominance_k <= 1:
         raise ConfigError("disclosure.dominance_k must be within (0, 1]")
+    if s.model.hotspot_inference not in ("normal", "permutation"):
+        raise ConfigError("model.hotspot_inference must be normal or permutation")
     for name in s.model.features:
         low = name.lower()
         if any(word in low for word in SENSITIVE_FEATURE_WORDS):

@@ -79,6 +79,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
+import scipy.stats
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import HDBSCAN, KMeans
 from sklearn.decomposition import PCA
@@ -887,9 +888,16 @@ def _hotspots(
                 moran = local_moran(v, w, permutations=settings.permutations, seed=seed)
                 mi[idx] = moran.i
                 if settings.permutations > 0 and len(idx) > 2:
-                    p_gi = gi_star_permutation_p(
-                        v, w, permutations=settings.permutations, seed=seed
-                    )
+                    if settings.hotspot_inference == "normal":
+                        # Gi* z is standardised under randomisation (Ord & Getis 1995): its
+                        # normal two-sided p has no floor, unlike a permutation p (>= 1/(n+1)),
+                        # which under Benjamini-Hochberg over many areas can never be small
+                        # enough for a compact cluster to be declared.
+                        p_gi = 2.0 * scipy.stats.norm.sf(np.abs(z))
+                    else:
+                        p_gi = gi_star_permutation_p(
+                            v, w, permutations=settings.permutations, seed=seed
+                        )
                     reject, q = benjamini_hochberg(p_gi, settings.fdr_alpha)
                     gq[idx] = q
                     counts["hot"] += int((reject & (z > 0)).sum())

@@ -554,3 +554,28 @@ def test_constant_values_are_never_significant() -> None:
     values = np.zeros(40)
     assert (gi_star_permutation_p(values, w, permutations=99, seed=1) == 1).all()
     assert (local_moran(values, w, permutations=99, seed=1).p == 1).all()
+
+
+def test_normal_inference_has_no_permutation_floor() -> None:
+    """A 3x3 block of high rates among 15x15 buurten. A permutation p is at least
+    1/(permutations + 1) (here 1/50), so no q-value can go below it, however extreme the block;
+    Benjamini-Hochberg over the ~14k buurten of the country would then need hundreds of areas
+    at that floor before declaring any. The normal p of the block's z-scores has no floor."""
+    features, _ = planted_areas(15, SEED)
+    gx = (features["x"] - 100000.0) / 400.0
+    gy = (features["y"] - 450000.0) / 400.0
+    block = (np.abs(gx - 7) <= 1) & (np.abs(gy - 7) <= 1)
+    features["context_inhabitants"] = 2000
+    features["drugs_incidents"] = np.where(block, 40, 2)
+    features["drugs_incidents_per_1000"] = features["drugs_incidents"] / 2000 * 1000
+    normal = fit_area_models(features, phenomena=PHENOMENA, settings=settings(knn=8))
+    perm = fit_area_models(
+        features,
+        phenomena=PHENOMENA,
+        settings=settings(knn=8, hotspot_inference="permutation"),
+    )
+    assert perm.typology["hotspot_q_drugs"].min() >= 1 / 50 - 1e-12
+    centre = features.index[(gx == 7) & (gy == 7)][0]
+    assert normal.typology.loc[centre, "hotspot_q_drugs"] < 1e-4
+    hot = (normal.typology["hotspot_q_drugs"] <= 0.05) & (normal.typology["hotspot_z_drugs"] > 0)
+    assert hot[block.to_numpy()].all()
