@@ -153,34 +153,38 @@ def load_linked(spark: SparkSession, stage_dir: Path) -> Linked:
         v.accepted[name] = accepted(validated, name)
         v.rejects[name] = rejects(validated, name)
 
-    def opt(name: str) -> DataFrame | None:
-        p = stage_dir / name
-        return spark.read.parquet(str(p)) if p.exists() else None
-
     incidents = spark.read.parquet(str(stage_dir / "incidents_located"))
-    return Linked(v, incidents, opt("residence"), opt("signals_located"), Path(state["input_dir"]))
+    return Linked(
+        v,
+        incidents,
+        _read_optional(spark, stage_dir / "residence"),
+        _read_optional(spark, stage_dir / "signals_located"),
+        Path(state["input_dir"]),
+    )
+
+
+def _read_optional(spark: SparkSession, path: Path) -> DataFrame | None:
+    """A hand-over table a stage wrote only when its sources exist."""
+    return spark.read.parquet(str(path)) if path.exists() else None
 
 
 # --------------------------------------------------------------------------- network
 
 
 def _rootedness_counts(
-    acc: dict[str, DataFrame], incidents: DataFrame, residence: DataFrame | None
+    acc: dict[str, DataFrame],
+    incidents: DataFrame,
+    residence: DataFrame | None,
+    cooffending_edges: DataFrame,
 ) -> NetworkCounts:
     """Co-offending ties per level (local or not) and young residents' ties per layer (to
     suspects of ondermijning or not). Aggregates only; no person-level table is kept."""
-    if "suspects" not in acc or residence is None:
+    if residence is None:
         return NetworkCounts()
-    from zicht.models.network import (
-        build_cooffending_edges,
-        cooffending_locality_counts,
-        youth_exposure_counts,
-    )
+    from zicht.models.network import cooffending_locality_counts, youth_exposure_counts
 
     suspects = acc["suspects"]
-    cooffending = cooffending_locality_counts(
-        build_cooffending_edges(suspects, incidents), residence
-    )
+    cooffending = cooffending_locality_counts(cooffending_edges, residence)
     youth = None
     if "person_links" in acc:
         ondermijning = incidents.where(F.size("phenomena") > 0).select("incident_id")
@@ -193,8 +197,7 @@ def _community_artifacts(
     work: Path,
     members: DataFrame,
     communities: DataFrame,
-    acc: dict[str, DataFrame],
-    incidents: DataFrame,
+    cooffending_edges: DataFrame,
     layer_edges: DataFrame | None,
     settings: Settings,
 ) -> dict[str, Any]:
@@ -204,18 +207,14 @@ def _community_artifacts(
     members (no person in it); ``restricted/community_disruption.csv``: sequential betweenness
     removal inside the 20 largest of them. Both are small by construction.
     """
-    from zicht.models.network import (
-        LAYER_CO_OFFENDING,
-        build_cooffending_edges,
-        disruption_by_community,
-    )
+    from zicht.models.network import LAYER_CO_OFFENDING, disruption_by_community
 
     out: dict[str, Any] = {}
     summary = communities.where(F.col("size") >= MIN_COMMUNITY).orderBy("community_id").toPandas()
     rel = "restricted/community_summary.csv"
     summary.to_csv(work / rel, index=False)
     out[rel] = hash_output(work, rel, len(summary))
-    ties = build_cooffending_edges(acc["suspects"], incidents).select("person_id_a", "person_id_b")
+    ties = cooffending_edges.select("person_id_a", "person_id_b")
     if LAYER_CO_OFFENDING not in settings.network.layers:
         ties = ties.limit(0)
     if layer_edges is not None:
@@ -244,15 +243,24 @@ def network(
 ) -> NetworkCounts:
     acc, incidents, residence = linked.v.accepted, linked.incidents, linked.residence
     with stage(timings, "network"):
-        counts = _rootedness_counts(acc, incidents, residence)
+        counts = NetworkCounts()
         if "suspects" not in acc:
             skipped_stages["network"] = "table suspects is absent"
         else:
             from zicht.models.network import (
+                build_cooffending_edges,
                 build_layer_edges,
                 build_network,
                 community_reach_counts,
             )
+
+            # one self-join of the suspects per run: the graph, the disruption curves and the
+            # area counts all read these ties
+            cooffending_edges = materialize(
+                build_cooffending_edges(acc["suspects"], incidents),
+                stage_dir / "cooffending_edges",
+            )
+            counts = _rootedness_counts(acc, incidents, residence, cooffending_edges)
 
             layer_edges = build_layer_edges(
                 acc["suspects"].select("person_id"),
@@ -268,6 +276,7 @@ def network(
                 phenomena=list(settings.phenomena),
                 settings=settings.network,
                 layer_edges=layer_edges,
+                cooffending_edges=cooffending_edges,
             )
             members = members.cache()
             communities = communities.cache()
@@ -279,7 +288,7 @@ def network(
                 outputs[rel] = hash_output(work, rel, df.count())
             outputs.update(
                 _community_artifacts(
-                    work, members, communities, acc, incidents, layer_edges, settings
+                    work, members, communities, cooffending_edges, layer_edges, settings
                 )
             )
             if residence is not None:
@@ -296,11 +305,10 @@ def network(
 
 
 def load_network_counts(spark: SparkSession, stage_dir: Path) -> NetworkCounts:
-    def opt(name: str) -> DataFrame | None:
-        p = stage_dir / name
-        return spark.read.parquet(str(p)) if p.exists() else None
-
-    return NetworkCounts(opt("network_counts"), opt("youth_ties"))
+    return NetworkCounts(
+        _read_optional(spark, stage_dir / "network_counts"),
+        _read_optional(spark, stage_dir / "youth_ties"),
+    )
 
 
 # --------------------------------------------------------------------------- indicators

@@ -29,6 +29,7 @@ import math
 import random
 import re
 from collections.abc import Iterable, Sequence
+from functools import reduce
 from typing import Literal
 
 import igraph as ig
@@ -233,8 +234,12 @@ def build_network(
     phenomena: Sequence[str],
     settings: NetworkSettings,
     layer_edges: DataFrame | None = None,
+    cooffending_edges: DataFrame | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """(network_members, communities) of the suspects' network.
+
+    ``cooffending_edges``: :func:`build_cooffending_edges` of the same suspects and incidents,
+    when the caller has it already (it uses the ties for other measures too); else built here.
 
     Co-offending ties always count when ``co_offending`` is among ``settings.layers``;
     ``layer_edges`` (from :func:`build_layer_edges`) adds ties between two suspects in other
@@ -262,9 +267,9 @@ def build_network(
         .distinct()
         .join(incidents_located.select("incident_id"), "incident_id", "left_semi")
     )
-    edges = build_cooffending_edges(located, incidents_located).select(
-        "person_id_a", "person_id_b", "weight"
-    )
+    if cooffending_edges is None:
+        cooffending_edges = build_cooffending_edges(located, incidents_located)
+    edges = cooffending_edges.select("person_id_a", "person_id_b", "weight")
     if LAYER_CO_OFFENDING not in settings.layers:
         edges = edges.limit(0)
     if layer_edges is not None:
@@ -704,25 +709,30 @@ def cooffending_locality_counts(edges: DataFrame, residence: DataFrame) -> DataF
             (F.col("_a") == F.col("_b")).alias("_local"),
         )
         agg = t.groupBy("area_code", "year").agg(
-            F.count(F.lit(1)).cast("double").alias("network.cooffending_ties"),
-            F.sum(F.coalesce(F.col("_local"), F.lit(False)).cast("double")).alias(
-                "network.local_cooffending_ties"
-            ),
+            F.count(F.lit(1)).cast("double").alias("ties"),
+            F.sum(F.coalesce(F.col("_local"), F.lit(False)).cast("double")).alias("local"),
         )
-        for name in ("network.cooffending_ties", "network.local_cooffending_ties"):
-            parts.append(
-                agg.select(
-                    F.lit(level).alias("level"),
-                    "area_code",
-                    F.col("year").cast("long").alias("year"),
-                    F.lit(name).alias("indicator"),
-                    F.col(f"`{name}`").alias("value"),
-                )
-            )
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.unionByName(part)
-    return out
+        parts += _long_cells(
+            agg,
+            level,
+            {"network.cooffending_ties": "ties", "network.local_cooffending_ties": "local"},
+        )
+    return reduce(DataFrame.unionByName, parts)
+
+
+def _long_cells(agg: DataFrame, level: str, columns: dict[str, str]) -> list[DataFrame]:
+    """``level, area_code, year, indicator, value`` rows from a wide per-area aggregate:
+    one frame per ``indicator -> column`` of ``columns``."""
+    return [
+        agg.select(
+            F.lit(level).alias("level"),
+            "area_code",
+            F.col("year").cast("long").alias("year"),
+            F.lit(name).alias("indicator"),
+            F.col(column).alias("value"),
+        )
+        for name, column in columns.items()
+    ]
 
 
 def youth_exposure_counts(
@@ -889,20 +899,12 @@ def community_reach_counts(
             F.countDistinct("person_id").cast("double").alias("members"),
             F.countDistinct(F.when(elsewhere, F.col("person_id"))).cast("double").alias("away"),
         )
-        for name, column in (
-            ("network.resident_community_members", "members"),
-            ("network.resident_members_active_elsewhere", "away"),
-        ):
-            parts.append(
-                agg.select(
-                    F.lit(level).alias("level"),
-                    "area_code",
-                    F.col("year").cast("long").alias("year"),
-                    F.lit(name).alias("indicator"),
-                    F.col(column).alias("value"),
-                )
-            )
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.unionByName(part)
-    return out
+        parts += _long_cells(
+            agg,
+            level,
+            {
+                "network.resident_community_members": "members",
+                "network.resident_members_active_elsewhere": "away",
+            },
+        )
+    return reduce(DataFrame.unionByName, parts)
