@@ -202,10 +202,9 @@ def settings():
     return load_settings()
 
 
-@pytest.fixture(scope="module")
-def full(spark, settings):
-    result = build_indicators(
-        _sources(spark, full=True),
+def _build(spark, settings, *, full: bool):
+    return build_indicators(
+        _sources(spark, full=full),
         years=[YEAR],
         phenomena=settings.phenomena,
         specs=settings.indicators,
@@ -213,6 +212,11 @@ def full(spark, settings):
         # cut the plan as the job does (Catalyst's planning time grows with the plan)
         checkpoint=lambda df, _name: df.localCheckpoint(),
     )
+
+
+@pytest.fixture(scope="module")
+def full(spark, settings):
+    result = _build(spark, settings, full=True)
     cells = result.cells.toPandas()
     contributors = result.magnitude_contributors.toPandas()
     return result, cells, contributors
@@ -400,15 +404,7 @@ def test_partial_inputs_are_skipped_with_reason(spark, settings) -> None:
     assert "drugs.incidents_per_1000" not in skipped
     assert "context.density_per_km2" not in skipped
 
-    result = build_indicators(
-        _sources(spark, full=False),
-        years=[YEAR],
-        phenomena=settings.phenomena,
-        specs=settings.indicators,
-        patterns=PATTERNS,
-        # cut the plan as the job does (Catalyst's planning time grows with the plan)
-        checkpoint=lambda df, _name: df.localCheckpoint(),
-    )
+    result = _build(spark, settings, full=False)
     assert dict(result.skipped) == skipped
     cells = result.cells.toPandas()
     assert set(cells["indicator"]).isdisjoint(skipped)

@@ -32,8 +32,10 @@ from zicht.jobs.io import forbidden_match
 REPO = Path(__file__).resolve().parents[1]
 MAPS = REPO / "conf" / "pseudonymize"
 SEED = 20260417
-KEY = "test-key-3c1f9e0b7a6d4e2f8a9b0c1d2e3f4a5b"  # the key holder's key (partners share it)
-OTHER_KEY = "other-key-77d0a1b2c3d4e5f60718293a4b5c6d7e"
+# Test keys, made at run time (no key-like literal in the repo): the key holder's key, which
+# partners share, and another one; both above the 32-byte minimum.
+KEY = "test-key-" + hashlib.sha256(b"zicht test key holder").hexdigest()[:32]
+OTHER_KEY = "other-key-" + hashlib.sha256(b"zicht other key").hexdigest()[:32]
 FORBIDDEN = ("bsn", "naam", "name", "postcode", "huisnummer", "geboortedatum", "straat", "kvk")
 
 SURNAMES = ["Vermeulenhuis", "Doornbosch", "Kwakernaat", "Oudshoorntje", "Bijlsmakers"]
