@@ -309,12 +309,13 @@ OUTPUT_SCHEMAS: dict[str, dict[str, str]] = {
         "betweenness": "betweenness centrality within the community, normalised",
         "participation": "participation coefficient: how evenly the ties spread over communities",
         "is_broker": (
-            "true for a suspect with ties into another community whose participation "
-            "coefficient is in the top broker_top_share of such suspects"
+            "true for a suspect who carries at least network.broker_min_share of the tie "
+            "weight between its community and another one (at least network.broker_min_ties "
+            "ties, both communities of at least network.broker_min_community members)"
         ),
     },
     "restricted/communities.parquet": {
-        "community_id": "community of the suspect network (Leiden, seeded)",
+        "community_id": "community of the suspect network (Leiden, constant Potts model, seeded)",
         "size": "number of member suspects",
         "n_incidents": "distinct incidents with a member as suspect",
         "share_<phenomenon>": "share of the community's incidents of that phenomenon",

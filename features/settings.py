@@ -85,8 +85,15 @@ class DisclosureSettings:
 class NetworkSettings:
     seed: int = 20261128
     layers: tuple[str, ...] = ("co_offending",)
-    resolution: float = 1.0
-    broker_top_share: float = 0.1
+    # Leiden with the constant Potts model: a community's tie weight per pair of members must
+    # exceed this density (merging two groups needs more than resolution * |A| * |B| ties)
+    resolution: float = 0.06
+    # a broker carries at least broker_min_share of the tie weight between its community and
+    # another one, with at least broker_min_ties ties there; both communities have at least
+    # broker_min_community members
+    broker_min_ties: int = 2
+    broker_min_share: float = 0.5
+    broker_min_community: int = 3
     exact_betweenness_max_nodes: int = 5000
 
 
@@ -430,6 +437,13 @@ def _check(s: Settings) -> None:
         raise ConfigError("disclosure.dominance_k must be within (0, 1]")
     if s.model.hotspot_inference not in ("normal", "permutation"):
         raise ConfigError("model.hotspot_inference must be normal or permutation")
+    net = s.network
+    if net.resolution <= 0:
+        raise ConfigError("network.resolution must be positive")
+    if not 0 < net.broker_min_share <= 1:
+        raise ConfigError("network.broker_min_share must be within (0, 1]")
+    if net.broker_min_ties < 1 or net.broker_min_community < 2:
+        raise ConfigError("network.broker_min_ties >= 1 and network.broker_min_community >= 2")
     for name in s.model.features:
         low = name.lower()
         if any(word in low for word in SENSITIVE_FEATURE_WORDS):

@@ -14,10 +14,13 @@ Methods followed:
 - ties: co-offending, two suspects registered for the same incident (Reiss 1988, the usual tie
   of network analysis on police records); each tie is weighted by recency, see
   :func:`build_cooffending_edges`;
-- communities: Leiden (Traag, Waltman & van Eck 2019, Sci. Rep. 9:5233) optimising modularity,
-  igraph's built-in ``community_leiden``;
-- brokers: the participation coefficient of Guimera & Amaral (2005, Nature 433:895), see
-  :func:`score_suspect_graph`;
+- communities: Leiden (Traag, Waltman & van Eck 2019, Sci. Rep. 9:5233) optimising the constant
+  Potts model (Traag, Van Dooren & Nesterov 2011), igraph's built-in ``community_leiden``.
+  Not modularity: its resolution limit (Fortunato & Barthelemy 2007) merges two groups joined by
+  one broker whenever the graph as a whole is large, which a police register always is;
+- brokers: the representative/gatekeeper roles of Gould & Fernandez (1989) between communities,
+  with the participation coefficient of Guimera & Amaral (2005, Nature 433:895) reported beside
+  them, see :func:`score_suspect_graph`;
 - disruption: node removal by betweenness or degree, sequential or in blocks, as in Cavallaro et
   al. (2020) "Disrupting resilient criminal networks through data analysis: the case of Sicilian
   Mafia", PLoS ONE 15(8):e0236476, see :func:`simulate_disruption`.
@@ -25,7 +28,6 @@ Methods followed:
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -57,6 +59,8 @@ RECENCY_HALF_LIFE_YEARS = 2.0
 # Scores are compared after rounding, so that two suspects in the same position (equal counts)
 # never differ by floating-point noise from summation order.
 _SCORE_DECIMALS = 9
+# Leiden iterations before giving up on a partition that keeps changing (none seen needing > 5)
+_LEIDEN_MAX_ITERATIONS = 50
 
 _PHENOMENON_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -435,20 +439,19 @@ def score_suspect_graph(
       depend on the order of the input rows (or Spark's partitioning); Leiden is seeded with
       ``settings.seed`` through Python's ``random`` (igraph's default generator), whose state is
       restored afterwards.
-    - Communities: Leiden, modularity, ``settings.resolution``, edge weights, iterated until
-      stable. A suspect without ties is a community of its own.
+    - Communities: Leiden, constant Potts model with ``settings.resolution`` (a density: two
+      sets of suspects A and B end up in one community only if the tie weight between them
+      exceeds resolution * |A| * |B|), edge weights, iterated until stable. Unlike modularity,
+      whose null model spans the whole graph, this does not depend on how many unrelated
+      suspects the register holds. A suspect without ties is a community of its own.
     - Betweenness: unweighted shortest paths inside the suspect's community (the induced
       subgraph), normalised like networkx ``betweenness_centrality(normalized=True)``: exact up to
       ``settings.exact_betweenness_max_nodes`` members, above that estimated from that many
       sampled source suspects (Brandes & Pich 2007, the estimator networkx uses for ``k``).
-    - Broker: a suspect with ties into at least one other community whose participation
-      coefficient (how evenly the co-suspects spread over communities; Guimera & Amaral 2005)
-      is among the top ``settings.broker_top_share`` of those suspects (at least one; ties in
-      (participation, betweenness) at the threshold are all flagged, so two suspects in the same
-      position never differ). Participation rather than betweenness ranks, because betweenness
-      is measured inside the community: the person who joins two groups often sits at the edge
-      of both and has little betweenness within either, while the other end of a single bridging
-      tie has a low participation (one tie out of many).
+    - Participation coefficient (Guimera & Amaral 2005): how evenly a suspect's co-suspects
+      spread over communities.
+    - Broker: see :func:`_brokers`; it does not rank suspects against each other, so adding
+      unrelated suspects to the register never changes who is a broker.
     """
     ids = np.array(sorted({str(p) for p in person_ids}), dtype=object)
     first = edges["person_id_a"].astype(str).to_numpy(dtype=object)
@@ -481,7 +484,7 @@ def score_suspect_graph(
     )
     betweenness = _community_betweenness(g, community, settings=settings)
     participation = _participation(src, dst, community, degree)
-    is_broker = _brokers(participation, betweenness, share=settings.broker_top_share)
+    is_broker = _brokers(src, dst, weights, community, settings=settings)
     return pd.DataFrame(
         {
             "person_id": pd.Series(ids, dtype=object),
@@ -506,15 +509,9 @@ def _leiden_communities(
         state = random.getstate()
         try:
             random.seed(settings.seed)
-            clustering = g.community_leiden(
-                objective_function="modularity",
-                weights=weights.tolist(),
-                resolution=settings.resolution,
-                n_iterations=-1,
-            )
+            raw = _leiden_until_stable(g, weights, settings.resolution)
         finally:
             random.setstate(state)
-        raw = np.asarray(clustering.membership, dtype=np.int64)
     else:
         raw = np.arange(n, dtype=np.int64)
     # an isolated suspect is its own community whatever Leiden did with it (moving a vertex
@@ -532,6 +529,27 @@ def _leiden_communities(
     new_id[order] = np.arange(1, k + 1)
     out: np.ndarray = new_id[raw]
     return out
+
+
+def _leiden_until_stable(g: ig.Graph, weights: np.ndarray, resolution: float) -> np.ndarray:
+    """Leiden (CPM) iterations from the last partition until one changes nothing (at most 50).
+
+    igraph's ``n_iterations=-1`` does the same without a bound; on some graphs and node weights
+    it cycles for ever, so the bound is ours.
+    """
+    membership: list[int] | None = None
+    for _ in range(_LEIDEN_MAX_ITERATIONS):
+        clustering = g.community_leiden(
+            objective_function="CPM",
+            weights=weights.tolist(),
+            resolution=resolution,
+            initial_membership=membership,
+            n_iterations=1,
+        )
+        if clustering.membership == membership:
+            break
+        membership = clustering.membership
+    return np.asarray(membership, dtype=np.int64)
 
 
 def _community_betweenness(
@@ -597,19 +615,51 @@ def _participation(
     return out
 
 
-def _brokers(participation: np.ndarray, betweenness: np.ndarray, *, share: float) -> np.ndarray:
-    flags = np.zeros(len(participation), dtype=bool)
-    candidates = np.flatnonzero(participation > 0)  # ties into at least one other community
-    if share <= 0 or len(candidates) == 0:
+def _brokers(
+    src: np.ndarray,
+    dst: np.ndarray,
+    weights: np.ndarray,
+    community: np.ndarray,
+    *,
+    settings: NetworkSettings,
+) -> np.ndarray:
+    """Suspects through whom their community is tied to another one.
+
+    For every suspect v in community C and every other community D: the ties of v into D
+    (count and weight) and the weight of all ties between C and D. v is a broker when it has at
+    least ``broker_min_ties`` ties into D carrying at least ``broker_min_share`` of the C-D tie
+    weight, and C and D both have at least ``broker_min_community`` members. This is the
+    representative/gatekeeper role of Gould & Fernandez (1989) between communities: the other
+    end of the broker's ties, each holding one tie of many, is not flagged, nor is a suspect with
+    a single stray tie, nor anyone joining two pairs of co-offenders.
+    """
+    n = len(community)
+    flags = np.zeros(n, dtype=bool)
+    if len(src) == 0:
         return flags
-    k = max(1, math.ceil(share * len(candidates)))
-    p = np.round(participation, _SCORE_DECIMALS)
-    b = np.round(betweenness, _SCORE_DECIMALS)
-    order = candidates[np.lexsort((-b[candidates], -p[candidates]))]
-    cut = order[min(k, len(order)) - 1]
-    flags[candidates] = (p[candidates] > p[cut]) | (
-        (p[candidates] == p[cut]) & (b[candidates] >= b[cut])
+    ends = pd.DataFrame(
+        {
+            "v": np.concatenate([src, dst]),
+            "c": community[np.concatenate([src, dst])],
+            "d": community[np.concatenate([dst, src])],
+            "w": np.concatenate([weights, weights]),
+        }
     )
+    across = ends.loc[ends["c"] != ends["d"]]
+    if across.empty:
+        return flags
+    per = across.groupby(["v", "c", "d"]).agg(w=("w", "sum"), k=("w", "size")).reset_index()
+    between = per.groupby(["c", "d"])["w"].transform("sum")
+    sizes = np.bincount(community)
+    # rounded, so a share of exactly one half is not lost to the order of floating-point sums
+    share = np.round(per["w"] / between, _SCORE_DECIMALS)
+    ok = (
+        (per["k"] >= settings.broker_min_ties)
+        & (share >= settings.broker_min_share)
+        & (sizes[per["c"].to_numpy()] >= settings.broker_min_community)
+        & (sizes[per["d"].to_numpy()] >= settings.broker_min_community)
+    )
+    flags[per.loc[ok, "v"].to_numpy()] = True
     return flags
 
 

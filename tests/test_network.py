@@ -1,8 +1,8 @@
 """Tests of zicht.models.network and the ``zicht network disrupt`` job.
 
 References are independent of the code under test: hand computations in inline frames, networkx
-(degree, betweenness, Louvain modularity, a plain networkx disruption loop) on seeded random
-graphs, and the published disruption tables of Cavallaro et al. (2020) for the Montagna
+(degree, betweenness, the Potts model's optimality conditions by hand, a plain networkx
+disruption loop) on seeded random graphs, and the published disruption tables of Cavallaro et al. (2020) for the Montagna
 meetings network.
 """
 
@@ -142,7 +142,10 @@ def test_cooffending_edges_hand_built(spark: SparkSession) -> None:
 def test_planted_communities_broker_and_rootedness(spark: SparkSession) -> None:
     """Two cliques (a1..a5, b1..b5), x tied to a1..a3 and b1..b2, z alone.
 
-    Hand computation: x joins the a-group (3 ties against 2). Participation of x is
+    Hand computation (constant Potts model, resolution 0.1): the two groups stay apart, since the
+    2 ties between them are fewer than 0.1 * 6 * 5 = 3, and x joins the a-group (3 ties against
+    2). x carries both ties between the groups, so it is the broker; b1 and b2 hold one tie
+    each. Participation of x is
     1 - (3/5)^2 - (2/5)^2 = 0.48; of b1 and b2 1 - (4/5)^2 - (1/5)^2 = 0.32; the others 0.
     Inside community 1, x reaches a4 and a5 through a1, a2 or a3, so a1..a3 each carry 2/3 of a
     path; normalised by (6-1)(6-2)/2 = 10 that is 1/15.
@@ -184,7 +187,11 @@ def test_planted_communities_broker_and_rootedness(spark: SparkSession) -> None:
     )
     phenomena = ["drugs", "geweld", "witwassen"]
     members, communities = build_network(
-        suspects, incidents, residence, phenomena=phenomena, settings=NetworkSettings()
+        suspects,
+        incidents,
+        residence,
+        phenomena=phenomena,
+        settings=NetworkSettings(resolution=0.1),
     )
 
     b = 1 / 15
@@ -280,19 +287,45 @@ def test_members_match_networkx_and_partitioning(spark: SparkSession) -> None:
         for p in group.index:
             assert got.loc[p, "betweenness"] == pytest.approx(ref[p], abs=1e-12)
 
-    # communities: a partition as good as networkx's Louvain, isolated suspects alone
+    # communities: the constant Potts model's optimality conditions, checked by hand on the
+    # recency-weighted graph (gamma = resolution; w(v, C) = tie weight from v into C)
+    gamma = settings.resolution
+    comm = got["community_id"].to_dict()
+    size = got["community_id"].value_counts().to_dict()
+    tie: dict[tuple[str, int], float] = {}
+    between: dict[tuple[int, int], float] = {}
+    for u, v, w in labelled.edges(data="w"):
+        tie[(u, comm[v])] = tie.get((u, comm[v]), 0.0) + w
+        tie[(v, comm[u])] = tie.get((v, comm[u]), 0.0) + w
+        if comm[u] != comm[v]:
+            key = (min(comm[u], comm[v]), max(comm[u], comm[v]))
+            between[key] = between.get(key, 0.0) + w
+    # gamma-separated (Traag et al. 2019): merging two communities would not raise the quality
+    for (c, d), w in between.items():
+        assert w <= gamma * size[c] * size[d] + 1e-9
+    # every suspect sits where it gains most: neither alone nor in a neighbouring community
+    for v in labelled.nodes:
+        own = tie.get((v, comm[v]), 0.0) - gamma * (size[comm[v]] - 1)
+        assert own >= -1e-9
+        for w in labelled.neighbors(v):
+            d = comm[w]
+            if d != comm[v]:
+                assert tie[(v, d)] - gamma * size[d] <= own + 1e-9
+
+    # and no worse than networkx's Louvain partition on the Potts quality
+    def potts(parts: list[set[str]]) -> float:
+        inner = sum(labelled.subgraph(p).size(weight="w") for p in parts)
+        return inner - gamma * sum(len(p) * (len(p) - 1) / 2 for p in parts)
+
     parts = [set(g.index) for _, g in got.groupby("community_id")]
-    q_ours = nx.community.modularity(labelled, parts, weight="w")
-    q_nx = nx.community.modularity(
-        labelled, nx.community.louvain_communities(labelled, weight="w", seed=seed), weight="w"
-    )
-    print(f"modularity ours={q_ours:.4f} networkx louvain={q_nx:.4f}")
-    assert q_ours >= q_nx - 0.02
+    louvain = nx.community.louvain_communities(labelled, weight="w", seed=seed)
+    print(f"Potts quality ours={potts(parts):.4f} networkx louvain={potts(louvain):.4f}")
+    assert potts(parts) >= potts(louvain) - 1e-9
+    assert len(parts) > nx.number_connected_components(labelled)  # it did split components
     for v in lone:
         assert (got["community_id"] == got.loc[pid[v], "community_id"]).sum() == 1
 
     # participation coefficient by hand from the neighbours' communities
-    comm = got["community_id"].to_dict()
     for v in list(labelled.nodes)[:20]:
         k = labelled.degree(v)
         counts = pd.Series([comm[w] for w in labelled.neighbors(v)]).value_counts()
