@@ -374,6 +374,20 @@ def _company_counts(
             .where(F.col("n") >= patterns.min_companies_per_address)
         )
         parts.append(_count_by(many, "vastgoedfraude.many_company_addresses"))
+    if "vastgoedfraude.companies_at_many_company_addresses" in want:
+        many_at = (
+            comp.where(active)
+            .groupBy("buurt_code", "year", "address_id")
+            .agg(F.countDistinct("company_id").alias("n"))
+            .where(F.col("n") >= patterns.min_companies_per_address)
+        )
+        # the same rows context.companies counts, at those addresses only
+        at_many = comp.where(active).join(
+            many_at.select("buurt_code", "year", "address_id"),
+            ["buurt_code", "year", "address_id"],
+            "left_semi",
+        )
+        parts.append(_count_by(at_many, "vastgoedfraude.companies_at_many_company_addresses"))
     return parts
 
 

@@ -410,7 +410,11 @@ def area_models(
 ) -> Any:
     """Typology, anomalies and hot spots (scikit-learn on the driver: areas are few, ~14k
     buurten nationally); returns the model result for MLflow, or None when skipped."""
-    from zicht.models.typology import fit_area_models, rate_parts_from_catalogue
+    from zicht.models.typology import (
+        fit_area_models,
+        profile_columns_from_catalogue,
+        rate_parts_from_catalogue,
+    )
 
     model_result = None
     with stage(timings, "area_models"):
@@ -421,6 +425,7 @@ def area_models(
                 settings=settings.model,
                 rate_parts=rate_parts_from_catalogue(live_specs),
                 geometry_wkt=geometry_by_buurt(areas),
+                anomaly_columns=profile_columns_from_catalogue(live_specs),
             )
         except ValueError as exc:
             # nothing varies between the areas (one buurt, or no data): no typology to fit

@@ -51,8 +51,14 @@ Steps (``fit_area_models``):
    (subsampling rather than the classical bootstrap: duplicated rows would fake density for
    HDBSCAN; half rather than 80 %: HDBSCAN's spanning tree costs O(n^2)), each resample's
    model labelling all rows (HDBSCAN's minimum cluster size halved with the sample). Types are numbered by size (0 = largest).
-5. ``anomaly_score``: ``-IsolationForest.score_samples`` on Z (higher is more unusual; Liu, Ting
-   & Zhou 2008); robust to tiny populations because it sees smoothed rates. Its feature
+5. ``anomaly_score``: ``-IsolationForest.score_samples`` (higher is more unusual; Liu, Ting
+   & Zhou 2008) on the columns of Z that say what an area is like, each quantity once
+   (:func:`profile_columns_from_catalogue`: rates, shares, distances; no counts, no smoothed,
+   relative or composite copies). On all of Z a single register pattern (one address with 26
+   companies) was one extreme value among ~160 columns in which each crime rate appears five
+   times, and the planted company-cluster buurten ranked 11th and 37th of 77 at ``small``; on
+   the profile columns they rank 7th and 8th, behind the planted group homes and overcrowded
+   dwellings. Robust to tiny populations because it sees smoothed rates. Its feature
    importance is a permutation importance on the areas it flags (``anomaly_contamination``):
    the mean drop of their score when one feature's values are drawn at random from all areas
    (seeded; at most 1000 flagged areas).
@@ -199,6 +205,28 @@ def rate_parts_from_catalogue(
     return out
 
 
+# indicators computed from other indicators: the anomaly score sees each quantity once
+_DERIVED_METHODS = frozenset(
+    {"eb_smoothed", "relative_gemeente", "relative_study_area", "composite", "composite_class"}
+)
+
+
+def profile_columns_from_catalogue(indicators: Sequence[IndicatorSpec]) -> list[str]:
+    """The columns that say what an area is like, each quantity once, from the catalogue.
+
+    Rates, shares, distances, euro means and the population density; not counts (they say how
+    big an area is, and a large buurt is not unusual for being large) and not indicators
+    derived from other indicators (smoothed, relative and composite versions of a rate would
+    weigh that rate several times). The anomaly score is fitted on these.
+    """
+    return [
+        _column(spec.key)
+        for spec in indicators
+        if spec.method not in _DERIVED_METHODS
+        and (spec.unit in ("rate", "share", "km", "euro") or spec.method == "density_per_km2")
+    ]
+
+
 def rate_parts_by_convention(columns: Sequence[str]) -> dict[str, tuple[str, str, float]]:
     """Numerator and denominator of rate columns from their names, when the catalogue is absent.
 
@@ -293,7 +321,14 @@ class AreaFeatureTransformer(TransformerMixin, BaseEstimator):  # type: ignore[m
 def _marshall_prior(
     num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]
 ) -> tuple[float, float]:
-    """Global mean rate b and between-area variance a (method of moments, Marshall 1991)."""
+    """Global mean rate b and between-area variance a (method of moments, Marshall 1991).
+
+    The moment estimate ``s2 - b / mean(n)`` is floored at ``b / median(n)``, so that an area of
+    median size keeps at least half of its own rate. Without the floor a rate whose excess
+    variance sits in a handful of areas (the few buurten with doorsluiswoningen or an address of
+    letterbox firms) has an estimate of 0, every area gets the global rate, and the pattern
+    vanishes from the typology and the anomaly score.
+    """
     ok = np.isfinite(num) & np.isfinite(den) & (den > 0)
     if not ok.any() or den[ok].sum() <= 0:
         return 0.0, 0.0
@@ -301,7 +336,7 @@ def _marshall_prior(
     b = float(y.sum() / n.sum())
     r = y / n
     s2 = float((n * (r - b) ** 2).sum() / n.sum())
-    a = max(s2 - b / float(n.mean()), 0.0)
+    a = max(s2 - b / float(n.mean()), b / float(np.median(n)), 0.0)
     return b, a
 
 
@@ -649,11 +684,15 @@ def fit_area_models(
     settings: ModelSettings,
     rate_parts: RateParts | None = None,
     geometry_wkt: Mapping[str, str] | None = None,
+    anomaly_columns: Sequence[str] | None = None,
 ) -> AreaModelResult:
     """Fit the typology, anomaly score and hot spots on one row per (buurt_code, year).
 
     ``rate_parts`` maps rate columns to (numerator, denominator, multiplier) columns (from
     :func:`rate_parts_from_catalogue`); by default they follow the column names.
+    ``anomaly_columns``: the features the isolation forest sees (from
+    :func:`profile_columns_from_catalogue`); by default all, and all when fewer than two of them
+    are among the features used.
     ``geometry_wkt`` maps buurt_code to its polygon (WKT, RD New): hot spots then use polygon
     contiguity; without it (or for buurten it lacks), the nearest centroids.
     """
@@ -668,6 +707,7 @@ def fit_area_models(
             settings=settings,
             rate_parts=rate_parts,
             geometry_wkt=geometry_wkt,
+            anomaly_columns=anomaly_columns,
         )
 
 
@@ -678,6 +718,7 @@ def _fit_area_models(
     settings: ModelSettings,
     rate_parts: RateParts | None,
     geometry_wkt: Mapping[str, str] | None,
+    anomaly_columns: Sequence[str] | None,
 ) -> AreaModelResult:
     started = time.perf_counter()
     prepared = prepare_area_features(features, settings=settings, rate_parts=rate_parts)
@@ -717,14 +758,21 @@ def _fit_area_models(
         metrics["kmeans_inertia"] = float(best.clusterer.estimator_.inertia_)
 
     t0 = time.perf_counter()
+    kept = prepared.kept_columns
+    wanted = set(anomaly_columns) if anomaly_columns is not None else set(kept)
+    on = [j for j, c in enumerate(kept) if c in wanted]
+    if len(on) < 2:
+        on = list(range(len(kept)))
+    Za = Z[:, on]  # noqa: N806
     forest = IsolationForest(
         n_estimators=200,
         contamination=settings.anomaly_contamination,
         random_state=settings.seed,
-    ).fit(Z)
-    anomaly = -forest.score_samples(Z)
-    metrics["anomaly_share"] = float((forest.predict(Z) < 0).mean())
-    importance = _anomaly_importance(forest, Z, prepared.kept_columns, settings.seed)
+    ).fit(Za)
+    anomaly = -forest.score_samples(Za)
+    metrics["anomaly_share"] = float((forest.predict(Za) < 0).mean())
+    metrics["n_anomaly_features"] = float(len(on))
+    importance = _anomaly_importance(forest, Za, [kept[j] for j in on], settings.seed)
     metrics["fit_anomaly_seconds"] = time.perf_counter() - t0
 
     typology = pd.DataFrame(

@@ -16,7 +16,7 @@ import pytest
 import shapely
 from sklearn.metrics import adjusted_rand_score
 
-from zicht.features.settings import ModelSettings
+from zicht.features.settings import IndicatorSpec, ModelSettings
 from zicht.models.hotspots import (
     benjamini_hochberg,
     contiguity_weights,
@@ -33,6 +33,7 @@ from zicht.models.typology import (
     evaluate_candidates,
     fit_area_models,
     prepare_area_features,
+    profile_columns_from_catalogue,
 )
 
 SEED = 20261128
@@ -579,3 +580,55 @@ def test_normal_inference_has_no_permutation_floor() -> None:
     assert normal.typology.loc[centre, "hotspot_q_drugs"] < 1e-4
     hot = (normal.typology["hotspot_q_drugs"] <= 0.05) & (normal.typology["hotspot_z_drugs"] > 0)
     assert hot[block.to_numpy()].all()
+
+
+def test_anomaly_sees_each_quantity_once() -> None:
+    """A register pattern in one buurt beats a large ordinary buurt and repeated crime rates.
+
+    Each incident rate comes with four derived copies (smoothed, relative to the gemeente and
+    to the study area, an index), as in the catalogue; one buurt has a third of its companies
+    at one address (others about 1 %); one buurt is twenty times as large as the others with
+    ordinary rates. On the profile columns the register buurt is the most unusual and the large
+    one is not among the top tenth.
+    """
+    features, _ = planted_areas(20, SEED)
+    rng = np.random.default_rng(SEED)
+    n = len(features)
+    specs = [IndicatorSpec("context.inhabitants", "", "count", "")]
+    for p in PHENOMENA:
+        rate = features[f"{p}_incidents_per_1000"]
+        specs += [
+            IndicatorSpec(f"{p}.incidents", p, "count", ""),
+            IndicatorSpec(f"{p}.incidents_per_1000", p, "rate", "", f"{p}.incidents", "x"),
+        ]
+        for suffix, method, unit in (
+            ("smoothed", "eb_smoothed", "rate"),
+            ("vs_gemeente", "relative_gemeente", "index"),
+            ("vs_study_area", "relative_study_area", "index"),
+            ("composite_index", "composite", "index"),
+        ):
+            features[f"{p}_{suffix}"] = rate * rng.normal(1.0, 0.05, n)
+            specs.append(IndicatorSpec(f"{p}.{suffix}", p, unit, "", method=method))
+    features["context_companies"] = rng.integers(20, 60, n).astype(float)
+    features["context_cluster_share"] = rng.uniform(0.0, 0.02, n)
+    specs += [
+        IndicatorSpec("context.companies", "", "count", ""),
+        IndicatorSpec("context.cluster_share", "", "share", ""),
+    ]
+    odd, big = 57, 301
+    features.loc[odd, "context_cluster_share"] = 0.33
+    for c in ["context_inhabitants", "context_companies", *(f"{p}_incidents" for p in PHENOMENA)]:
+        features.loc[big, c] = features.loc[big, c] * 20
+
+    columns = profile_columns_from_catalogue(specs)
+    assert sorted(columns) == sorted(
+        ["context_cluster_share", *(f"{p}_incidents_per_1000" for p in PHENOMENA)]
+    )
+    result = fit_area_models(
+        features, phenomena=PHENOMENA, settings=settings(n_clusters=4), anomaly_columns=columns
+    )
+    rank = result.typology["anomaly_score"].rank(ascending=False)
+    print(f"rank of the register buurt {rank[odd]}, of the large buurt {rank[big]}")
+    assert rank[odd] == 1
+    assert rank[big] > n / 10
+    assert result.metrics["n_anomaly_features"] == len(columns)

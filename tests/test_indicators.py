@@ -358,6 +358,13 @@ def test_register_patterns(full) -> None:
     check(cells, "witwassen.many_company_directors", {B1: 1, B2: 1, W1: 1, G1: 1, G2: 0})
     check(cells, "witwassen.many_company_directors_per_1000_companies", {B1: 500.0, W1: 1000 / 3})
     check(cells, "vastgoedfraude.many_company_addresses", {B1: 1, B2: 0, G1: 1})
+    # B1's two active companies share that address; B2's one company is alone at its address
+    check(cells, "vastgoedfraude.companies_at_many_company_addresses", {B1: 2, B2: 0, G1: 2})
+    check(
+        cells,
+        "vastgoedfraude.companies_at_many_company_addresses_share",
+        {B1: 1.0, B2: 0.0, W1: 2 / 3},
+    )
     check(cells, "vastgoedfraude.doorsluiswoningen", {B1: 1, B2: 0, G1: 1})
     check(cells, "vastgoedfraude.doorsluiswoningen_per_1000_dwellings", {B1: 500.0, W1: 1000 / 3})
     check(cells, "vastgoedfraude.purchases", {B1: 2, B2: 3, B4: 1, W1: 5, G1: 5})
