@@ -8,13 +8,14 @@ SCALE  ?= small
 SEED   ?= 42
 LINT   := $(wildcard jobs features models tests notebooks tools benchmarks)
 
-.PHONY: help install check lint format typecheck test test-fast test-heavy demo dist dist-wheel clean
+.PHONY: help install check lint format typecheck test test-fast test-heavy test-cluster demo dist dist-wheel clean
 
 help:
 	@echo "make demo       create .venv, install, synthesise a data set, run the pipeline"
 	@echo "make test       lint, type-check and run the whole test suite (what CI runs)"
 	@echo "make test-fast  the quick tier (no end-to-end, no heavy tests)"
-	@echo "make test-heavy spark-submit, loopback cluster and notebook tests only"
+	@echo "make test-heavy spark-submit on a loopback cluster, MLflow UI and notebook tests only"
+	@echo "make test-cluster the whole pipeline on a loopback standalone cluster (~3 min)"
 	@echo "make dist       wheel for --py-files and packed executor environment for --archives"
 	@echo "make bench     benchmark zicht run against a DuckDB reference (SCALES=small,medium,nl)"
 	@echo "make check      ruff and mypy only"
@@ -52,15 +53,20 @@ typecheck: $(STAMP) .typecheck/zicht
 
 check: lint typecheck
 
+# everything but the whole pipeline on the loopback cluster (about 3 min more: make test-cluster)
 test: check
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -m "not cluster_run"
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not e2e and not heavy"
 
-# spark-submit (local and a loopback standalone cluster) and the notebooks; `make test` runs them too
+# spark-submit on a loopback standalone cluster, the MLflow UI and the notebooks
 test-heavy: $(STAMP)
-	$(VENV)/bin/pytest -q -m heavy
+	$(VENV)/bin/pytest -q -m "heavy and not cluster_run"
+
+# the whole pipeline under spark-submit on a loopback standalone cluster, against the local run
+test-cluster: $(STAMP)
+	$(VENV)/bin/pytest -q -m cluster_run
 
 demo: $(STAMP)
 	@rm -rf $(DEMO)/input
