@@ -288,16 +288,17 @@ OUTPUT_SCHEMAS: dict[str, dict[str, str]] = {
         "year": "calendar year",
         "cluster": "area type of the chosen typology model (0 = largest; -1 = fits no type, "
         "HDBSCAN noise); described in plain words in the MLflow artifact profiles.csv",
-        "anomaly_score": "isolation-forest anomaly score on the smoothed, scaled features; "
-        "higher is more unusual",
+        "anomaly_score": "isolation-forest anomaly score on the smoothed, scaled rates, shares "
+        "and distances (no counts, no derived copies); higher is more unusual",
         "hotspot_z_<phenomenon>": "Getis-Ord Gi* z-score of the smoothed incidents per 1000 "
         "(contiguity or k-nearest weights; positive: high values cluster around the buurt)",
-        "hotspot_q_<phenomenon>": "Benjamini-Hochberg q-value of the Gi* permutation p-value "
-        "within the year (null when permutations are off)",
+        "hotspot_q_<phenomenon>": "Benjamini-Hochberg q-value of the Gi* p-value (normal from "
+        "the z-score, or permutation: model.hotspot_inference) within the year (null when "
+        "permutations are off)",
         "moran_i_<phenomenon>": "local Moran's I of the smoothed incidents per 1000 "
         "(row-standardised weights)",
-        "moran_q_<phenomenon>": "Benjamini-Hochberg q-value of the local Moran permutation "
-        "p-value within the year",
+        "moran_q_<phenomenon>": "Benjamini-Hochberg q-value of the local Moran p-value (normal "
+        "from its permutation z, or the permutation p: model.hotspot_inference) within the year",
         "moran_type_<phenomenon>": "local Moran cluster type HH, LL, HL or LH where moran_q is "
         "at most model.fdr_alpha, else ns (not significant)",
     },

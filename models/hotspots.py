@@ -36,6 +36,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+import scipy.stats
 from scipy.spatial import cKDTree
 
 FloatArray = npt.NDArray[np.float64]
@@ -234,6 +235,22 @@ def _conditional_permutation_p(
     ``z_i`` times the spatial lag. A unit with ``direction_i == 0`` has the same statistic in
     every draw and gets p = 1 (nothing to test).
     """
+    return _conditional_permutation(x, weights, direction, permutations=permutations, seed=seed)[0]
+
+
+def _conditional_permutation(
+    x: FloatArray,
+    weights: sp.spmatrix | sp.sparray,
+    direction: FloatArray,
+    *,
+    permutations: int,
+    seed: int,
+) -> tuple[FloatArray, FloatArray]:
+    """(folded pseudo p, z of the observed statistic against the draws' mean and sd).
+
+    The z is esda's ``z_sim``: ``(observed - mean(draws)) / sd(draws)``, signed in
+    ``direction``; 0 where the draws do not vary or the unit has no neighbours.
+    """
     n = len(x)
     if permutations < 1:
         raise ValueError("permutations must be at least 1")
@@ -244,7 +261,7 @@ def _conditional_permutation_p(
     card = np.diff(w.indptr)
     kmax = int(card.max()) if n else 0
     if n < 2 or kmax == 0:
-        return np.ones(n)
+        return np.ones(n), np.zeros(n)
     if kmax > n - 1:
         raise ValueError("a unit has more neighbours than there are other units")
     rng = np.random.default_rng(seed)
@@ -252,6 +269,7 @@ def _conditional_permutation_p(
     draws = np.stack([rng.choice(n - 1, size=kmax, replace=False) for _ in range(permutations)])
     observed = w @ x
     larger = np.zeros(n)
+    z_sim = np.zeros(n)
     for k in np.unique(card):
         if k == 0:
             continue
@@ -267,11 +285,16 @@ def _conditional_permutation_p(
             sims = np.einsum("upk,uk->up", x[ids], wk)  # (u, P)
             d = direction[units, None]
             larger[units] = (d * sims >= d * observed[units, None]).sum(axis=1)
+            sd = sims.std(axis=1, ddof=1) if permutations > 1 else np.zeros(len(units))
+            gap = observed[units] - sims.mean(axis=1)
+            safe = np.divide(gap, sd, out=np.zeros_like(gap), where=sd > 1e-12 * (1 + np.abs(gap)))
+            z_sim[units] = np.sign(direction[units]) * safe
     below = (permutations - larger) < larger
     larger[below] = permutations - larger[below]
     p = (larger + 1.0) / (permutations + 1.0)
     p[(card == 0) | (direction == 0)] = 1.0
-    return np.asarray(p, dtype=float)
+    z_sim[(card == 0) | (direction == 0)] = 0.0
+    return np.asarray(p, dtype=float), np.asarray(z_sim, dtype=float)
 
 
 # --------------------------------------------------------------------------- local Moran
@@ -287,12 +310,20 @@ class LocalMoran:
     ``i``: ``(n - 1) z_i lag_i / sum(z^2)`` with z the standardised values and ``lag`` the
     row-standardised spatial lag of z. ``quadrant``: 1 HH (high among high), 2 LH (low among
     high), 3 LL, 4 HL, esda's ``q`` (a value exactly at the mean counts as low). ``p``: folded
-    permutation pseudo p-value (NaN when not computed).
+    permutation pseudo p-value (NaN when not computed). ``z_sim``: I against the mean and
+    standard deviation of its permutation draws (esda's ``z_sim``; NaN when not computed).
     """
 
     i: FloatArray
     quadrant: npt.NDArray[np.int64]
     p: FloatArray
+    z_sim: FloatArray | None = None
+
+    def normal_p(self) -> FloatArray:
+        """Two-sided normal p of ``z_sim`` (esda's ``p_z_sim`` doubled): no 1/(P + 1) floor."""
+        if self.z_sim is None:
+            return np.full(len(self.i), np.nan)
+        return np.asarray(2.0 * scipy.stats.norm.sf(np.abs(self.z_sim)), dtype=float)
 
     @property
     def labels(self) -> npt.NDArray[np.object_]:
@@ -319,7 +350,8 @@ def local_moran(
     """Local Moran's I on row-standardised ``weights`` (esda ``Moran_Local(transformation="r")``).
 
     Values must be finite. Constant values give I = 0, quadrant LL and p = 1. With
-    ``permutations`` > 0, p-values come from the same conditional permutation as Gi* (seeded).
+    ``permutations`` > 0, p-values and ``z_sim`` come from the same conditional permutation as
+    Gi* (seeded).
     """
     x = np.asarray(values, dtype=float).ravel()
     n = len(x)
@@ -337,10 +369,10 @@ def local_moran(
     high, high_lag = z > 0, lag > 0
     quadrant = np.where(high, np.where(high_lag, 1, 4), np.where(high_lag, 2, 3)).astype(np.int64)
     if permutations > 0 and n > 2:
-        p = _conditional_permutation_p(z, w, z, permutations=permutations, seed=seed)
+        p, z_sim = _conditional_permutation(z, w, z, permutations=permutations, seed=seed)
     else:
-        p = np.full(n, np.nan)
-    return LocalMoran(i=np.asarray(i, dtype=float), quadrant=quadrant, p=p)
+        p, z_sim = np.full(n, np.nan), np.full(n, np.nan)
+    return LocalMoran(i=np.asarray(i, dtype=float), quadrant=quadrant, p=p, z_sim=z_sim)
 
 
 def benjamini_hochberg(p_values: npt.ArrayLike, alpha: float) -> tuple[BoolArray, FloatArray]:

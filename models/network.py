@@ -59,7 +59,8 @@ RECENCY_HALF_LIFE_YEARS = 2.0
 # Scores are compared after rounding, so that two suspects in the same position (equal counts)
 # never differ by floating-point noise from summation order.
 _SCORE_DECIMALS = 9
-# Leiden iterations before giving up on a partition that keeps changing (none seen needing > 5)
+# Leiden iterations before giving up on a partition that keeps changing (3 were needed at small,
+# 13 at medium: 74k suspects, 47k ties, 3 s)
 _LEIDEN_MAX_ITERATIONS = 50
 
 _PHENOMENON_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -534,8 +535,8 @@ def _leiden_communities(
 def _leiden_until_stable(g: ig.Graph, weights: np.ndarray, resolution: float) -> np.ndarray:
     """Leiden (CPM) iterations from the last partition until one changes nothing (at most 50).
 
-    igraph's ``n_iterations=-1`` does the same without a bound; on some graphs and node weights
-    it cycles for ever, so the bound is ours.
+    igraph's ``n_iterations=-1`` does the same without a bound; with node weights it cycled for
+    ever on the small synthetic graph, so the bound is ours.
     """
     membership: list[int] | None = None
     for _ in range(_LEIDEN_MAX_ITERATIONS):

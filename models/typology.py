@@ -25,7 +25,9 @@ Steps (``fit_area_models``):
    Marshall's (1991) global empirical-Bayes estimate, which shrinks the rate of a buurt with few
    inhabitants toward the national rate (one incident among 20 inhabitants is 50 per 1000, and
    would otherwise dominate both the typology and the hot spots); a buurt with no inhabitants
-   gets the national rate. Then every column goes through a signed ``log1p``: counts and rates
+   gets the national rate. The between-area variance of the prior is floored at
+   ``b / median(n)`` (an area of median size keeps half its own rate), so a rate whose excess
+   variance sits in a few areas is not flattened to one value everywhere. Then every column goes through a signed ``log1p``: counts and rates
    are heavily right-skewed and mostly zero, and k-means on raw values spends its clusters on a
    handful of extreme buurten. We standardise (mean 0, sd 1) rather than robust-scale after the
    log: for zero-inflated columns the interquartile range is 0, and a robust scaler would then
@@ -57,17 +59,20 @@ Steps (``fit_area_models``):
    relative or composite copies). On all of Z a single register pattern (one address with 26
    companies) was one extreme value among ~160 columns in which each crime rate appears five
    times, and the planted company-cluster buurten ranked 11th and 37th of 77 at ``small``; on
-   the profile columns they rank 7th and 8th, behind the planted group homes and overcrowded
-   dwellings. Robust to tiny populations because it sees smoothed rates. Its feature
+   the profile columns (and with the prior of step 2 floored, so rare register rates survive
+   smoothing) they rank 5th and 10th (4th-12th over forest seeds), behind the planted group
+   homes and overcrowded dwellings. Robust to tiny populations because it sees smoothed rates. Its feature
    importance is a permutation importance on the areas it flags (``anomaly_contamination``):
    the mean drop of their score when one feature's values are drawn at random from all areas
    (seeded; at most 1000 flagged areas).
 6. Hot spots (``zicht.models.hotspots``) of the smoothed ``<P>_incidents_per_1000`` per
    phenomenon and year, on polygon contiguity when ``geometry_wkt`` is given (islands take
    their ``settings.knn`` nearest centroids), else on the ``settings.knn`` nearest centroids:
-   Getis-Ord Gi* z (``hotspot_z_<P>``) and local Moran's I (``moran_i_<P>``) with permutation
-   p-values (``settings.permutations``, seeded) and Benjamini-Hochberg q-values per year
-   (``hotspot_q_<P>``, ``moran_q_<P>``); ``moran_type_<P>`` is the Moran quadrant (HH, LL, HL,
+   Getis-Ord Gi* z (``hotspot_z_<P>``) and local Moran's I (``moran_i_<P>``), with p-values
+   from the normal distribution by default (Gi*: its z; Moran: its z against
+   ``settings.permutations`` seeded conditional permutations, esda's ``z_sim``), or the folded
+   permutation p-values with ``hotspot_inference: permutation`` (floored at 1/(P + 1)), and
+   Benjamini-Hochberg q-values per year (``hotspot_q_<P>``, ``moran_q_<P>``); ``moran_type_<P>`` is the Moran quadrant (HH, LL, HL,
    LH) where ``moran_q_<P> <= settings.fdr_alpha``, else ``ns``.
 7. Profiles in plain words: per type, the features whose mean standardised value is furthest
    from 0 ("type 2: high drugs incidents per 1000, low context inhabitants").
@@ -950,7 +955,12 @@ def _hotspots(
                     gq[idx] = q
                     counts["hot"] += int((reject & (z > 0)).sum())
                     counts["cold"] += int((reject & (z < 0)).sum())
-                    m_reject, m_q = benjamini_hochberg(moran.p, settings.fdr_alpha)
+                    # local Moran's I has no closed-form null as simple as Gi*'s: "normal"
+                    # takes its permutation z (esda's z_sim), which has no floor either
+                    p_moran = (
+                        moran.normal_p() if settings.hotspot_inference == "normal" else moran.p
+                    )
+                    m_reject, m_q = benjamini_hochberg(p_moran, settings.fdr_alpha)
                     mq[idx] = m_q
                     labels = np.where(m_reject, moran.labels, NOT_SIGNIFICANT)
                     mtype[idx] = labels

@@ -144,6 +144,38 @@ def test_permutation_p_values_close_to_esda() -> None:
     assert set(np.flatnonzero(ref.p_sim < 0.005)) <= set(np.flatnonzero(p < 0.02))
 
 
+def test_local_moran_permutation_z_close_to_esda() -> None:
+    from esda.moran import Moran_Local
+    from libpysal.weights import W
+
+    rng = np.random.default_rng(SEED)
+    n = 300
+    x, y = rng.uniform(0, 1000, n), rng.uniform(0, 1000, n)
+    values = rng.normal(10, 2, n)
+    nb = knn_neighbours(x, y, 6)
+    values[nb[0]] += 6  # a high cluster around unit 0
+    values[0] += 6
+    ref = Moran_Local(
+        values,
+        W({i: [int(j) for j in nb[i]] for i in range(n)}, silence_warnings=True),
+        transformation="r",
+        permutations=999,
+        seed=SEED,
+    )
+
+    got = local_moran(values, knn_weights(x, y, 6), permutations=999, seed=SEED)
+
+    # different draws of the same null: the z of each unit carries Monte Carlo error
+    diff = got.z_sim - ref.z_sim
+    print(f"max |z - z_esda| = {np.abs(diff).max():.3f}, mean signed = {diff.mean():+.4f}")
+    assert np.abs(diff).max() < 0.35
+    assert abs(diff.mean()) < 0.03
+    assert got.normal_p()[0] < 1e-4  # far below the permutation floor of 1/1000
+    # the normal p of a z is esda's p_z_sim (one-sided) doubled
+    same_z = dataclasses.replace(got, z_sim=np.asarray(ref.z_sim, dtype=float))
+    np.testing.assert_allclose(same_z.normal_p(), 2 * ref.p_z_sim, rtol=1e-9)
+
+
 def test_benjamini_hochberg_matches_scipy() -> None:
     from scipy.stats import false_discovery_control
 
@@ -576,8 +608,11 @@ def test_normal_inference_has_no_permutation_floor() -> None:
         settings=settings(knn=8, hotspot_inference="permutation"),
     )
     assert perm.typology["hotspot_q_drugs"].min() >= 1 / 50 - 1e-12
+    assert perm.typology["moran_q_drugs"].min() >= 1 / 50 - 1e-12
     centre = features.index[(gx == 7) & (gy == 7)][0]
     assert normal.typology.loc[centre, "hotspot_q_drugs"] < 1e-4
+    assert normal.typology.loc[centre, "moran_type_drugs"] == "HH"
+    assert perm.typology.loc[centre, "moran_type_drugs"] == "ns"
     hot = (normal.typology["hotspot_q_drugs"] <= 0.05) & (normal.typology["hotspot_z_drugs"] > 0)
     assert hot[block.to_numpy()].all()
 
