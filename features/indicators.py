@@ -366,24 +366,19 @@ def _company_counts(
             [F.col("sbi_code").startswith(c) for c in patterns.cash_intensive_sbi],
         )
         parts.append(_count_by(comp.where(active & cash), "witwassen.cash_intensive_companies"))
+    # addresses where many companies are active in the year: counted, and their companies too
+    many = (
+        comp.where(active)
+        .groupBy("buurt_code", "year", "address_id")
+        .agg(F.countDistinct("company_id").alias("n"))
+        .where(F.col("n") >= patterns.min_companies_per_address)
+    )
     if "vastgoedfraude.many_company_addresses" in want:
-        many = (
-            comp.where(active)
-            .groupBy("buurt_code", "year", "address_id")
-            .agg(F.countDistinct("company_id").alias("n"))
-            .where(F.col("n") >= patterns.min_companies_per_address)
-        )
         parts.append(_count_by(many, "vastgoedfraude.many_company_addresses"))
     if "vastgoedfraude.companies_at_many_company_addresses" in want:
-        many_at = (
-            comp.where(active)
-            .groupBy("buurt_code", "year", "address_id")
-            .agg(F.countDistinct("company_id").alias("n"))
-            .where(F.col("n") >= patterns.min_companies_per_address)
-        )
         # the same rows context.companies counts, at those addresses only
         at_many = comp.where(active).join(
-            many_at.select("buurt_code", "year", "address_id"),
+            many.select("buurt_code", "year", "address_id"),
             ["buurt_code", "year", "address_id"],
             "left_semi",
         )
