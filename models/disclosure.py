@@ -51,7 +51,6 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from scipy.optimize import linprog
 
 from zicht.features.settings import UNITS, DisclosureSettings, IndicatorSpec, Phenomenon
 
@@ -255,22 +254,37 @@ def build_relations(pdf: pd.DataFrame) -> list[Relation]:
     wijk). Cells without a value (not_covered, not_applicable) take part in no relation. Order:
     bottom up (wijk relations first), then area code, so complements are found locally first.
     """
-    known = _known(pdf)
-    levels = pdf["level"].to_numpy()
-    codes = pdf["area_code"].to_numpy()
-    parents = pdf["parent_code"].to_numpy()
-    values = pdf["value"].to_numpy(dtype=float, na_value=np.nan)
-    pos_of = {str(codes[i]): i for i in range(len(pdf)) if known[i]}
+    return _relations(
+        np.arange(len(pdf)),
+        known=_known(pdf),
+        levels=pdf["level"].to_numpy(dtype=object),
+        codes=pdf["area_code"].to_numpy(dtype=object),
+        parents=pdf["parent_code"].to_numpy(dtype=object),
+        values=pdf["value"].to_numpy(dtype=float, na_value=np.nan),
+    )
 
+
+def _relations(
+    rows: np.ndarray,
+    *,
+    known: np.ndarray,
+    levels: np.ndarray,
+    codes: np.ndarray,
+    parents: np.ndarray,
+    values: np.ndarray,
+) -> list[Relation]:
+    """:func:`build_relations` of the cells at positions ``rows`` of the column arrays (one
+    indicator of a group); the relations hold positions into the arrays."""
+    pos_of = {str(codes[i]): i for i in rows if known[i]}
     children: dict[tuple[int, str], list[int]] = {}
-    for i in range(len(pdf)):
+    for i in rows:
         if not known[i]:
             continue
         parent = parents[i]
         if isinstance(parent, str) and parent in pos_of:
-            children.setdefault((pos_of[parent], str(levels[i])), []).append(i)
-    gemeenten = [i for i in range(len(pdf)) if known[i] and levels[i] == "gemeente"]
-    buurten = [i for i in range(len(pdf)) if known[i] and levels[i] == "buurt"]
+            children.setdefault((pos_of[parent], str(levels[i])), []).append(int(i))
+    gemeenten = [int(i) for i in rows if known[i] and levels[i] == "gemeente"]
+    buurten = [int(i) for i in rows if known[i] and levels[i] == "buurt"]
     for g in gemeenten:  # the group is one gemeente: every buurt in it is a buurt of g
         children[(g, "buurt")] = buurten
 
@@ -314,55 +328,43 @@ def feasible_intervals(
         return lower, upper
     col = {row: j for j, row in enumerate(var_rows)}
 
-    eq_rows: list[np.ndarray] = []
-    eq_rhs: list[float] = []
-    ub_rows: list[np.ndarray] = []
-    ub_rhs: list[float] = []
+    # The constraints as sparse rows ``row_lower <= sum(coef * x) <= row_upper``.
+    coefs: list[dict[int, float]] = []
+    row_lower: list[float] = []
+    row_upper: list[float] = []
 
-    def linear(terms: Iterable[tuple[int, float]]) -> tuple[np.ndarray, float, bool]:
-        """sum(coef * cell) as (coefficients on variables, constant, any variable?)."""
-        a = np.zeros(len(var_rows))
+    def add(terms: Iterable[tuple[int, float]], lo: float, hi: float) -> None:
+        """``lo <= sum(coef * cell) <= hi``, published cells moved to the bounds."""
+        a: dict[int, float] = {}
         const = 0.0
         for row, coef in terms:
-            if row in col:
-                a[col[row]] += coef
-            else:
+            j = col.get(row)
+            if j is None:
                 const += coef * float(values[row])
-        return a, const, bool(np.any(a != 0))
+            else:
+                a[j] = a.get(j, 0.0) + coef
+        a = {j: v for j, v in a.items() if v != 0.0}
+        if a:  # without a variable the relation says nothing about the hidden cells
+            coefs.append(a)
+            row_lower.append(lo - const)
+            row_upper.append(hi - const)
 
+    inf = float("inf")
     for rel in relations:
-        terms = [(rel.parent, 1.0)] + [(c, -1.0) for c in rel.children]
-        a, const, has_var = linear(terms)  # parent - sum(children) = a @ x + const
-        if not has_var:
-            continue
+        terms = [(rel.parent, 1.0)] + [(c, -1.0) for c in rel.children]  # parent - sum
         if rel.sense == "eq":
-            eq_rows.append(a)
-            eq_rhs.append(-const)
-        elif rel.sense == "le":  # a @ x + const <= 0
-            ub_rows.append(a)
-            ub_rhs.append(-const)
-        else:  # a @ x + const >= 0
-            ub_rows.append(-a)
-            ub_rhs.append(const)
+            add(terms, 0.0, 0.0)
+        elif rel.sense == "le":
+            add(terms, -inf, 0.0)
+        else:
+            add(terms, 0.0, inf)
     for child, parent in sorted(_pairs(relations)):
-        if values[child] > values[parent] + _EPS:
-            continue
-        a, const, has_var = linear([(child, 1.0), (parent, -1.0)])
-        if has_var:
-            ub_rows.append(a)
-            ub_rhs.append(-const)
+        if values[child] <= values[parent] + _EPS:
+            add([(child, 1.0), (parent, -1.0)], -inf, 0.0)
 
-    kwargs: dict[str, Any] = {"bounds": (0, None), "method": "highs"}
-    if eq_rows:
-        kwargs["A_eq"] = np.vstack(eq_rows)
-        kwargs["b_eq"] = np.asarray(eq_rhs)
-    if ub_rows:
-        kwargs["A_ub"] = np.vstack(ub_rows)
-        kwargs["b_ub"] = np.asarray(ub_rhs)
     constrained = np.zeros(len(var_rows), dtype=bool)
-    for rows in (eq_rows, ub_rows):
-        for a in rows:
-            constrained |= a != 0
+    for a in coefs:
+        constrained[list(a)] = True
 
     # Fewer LPs (they dominate the run time): 0 is a valid lower bound, and ``cap`` (a
     # published parent minus its published children) a valid upper bound; a feasible point
@@ -388,22 +390,21 @@ def feasible_intervals(
         hi_val[hit_hi] = cap[hit_hi]
 
     learn(np.array([float(values[row]) for row in var_rows]))
+    lp = _AttackerLp(nv, coefs, row_lower, row_upper)
     for row, j in col.items():
         if targets is not None and not targets[row]:
             continue
         if not constrained[j]:  # in no relation: anything from 0 up is consistent
             lo_val[j], hi_val[j] = 0.0, np.inf
-        objective = np.zeros(nv)
-        objective[j] = 1.0
         for sign, store in ((1.0, lo_val), (-1.0, hi_val)):
             if not np.isnan(store[j]):
                 continue
-            res = linprog(sign * objective, **kwargs)
-            if res.status == 3 and sign < 0:
+            status, fun, x = lp.minimize(j, sign)
+            if status == "unbounded" and sign < 0:
                 store[j] = np.inf
-            elif res.status == 0:
-                store[j] = sign * float(res.fun)
-                learn(np.asarray(res.x, dtype=float))
+            elif status == "optimal":
+                store[j] = sign * fun
+                learn(x)
             else:
                 # The true values satisfy every constraint, so this is numerical trouble:
                 # fail closed (an empty interval is unprotected and draws more complements).
@@ -412,17 +413,70 @@ def feasible_intervals(
     return lower, upper
 
 
+class _AttackerLp:
+    """The attacker's LP of one group, built once and re-solved per objective.
+
+    ``x >= 0`` and ``row_lower[r] <= sum(coefs[r][j] * x[j]) <= row_upper[r]``. Each solve
+    minimises ``sign * x[j]``. HiGHS keeps the optimal basis between solves, so after the first
+    one a change of objective costs a few simplex pivots instead of a new model: at national
+    scale the audit solves hundreds of thousands of such LPs, and scipy's ``linprog`` spends
+    three quarters of each call on input checks and model set-up. It is the same HiGHS solver
+    that ``linprog`` (method "highs") calls.
+    """
+
+    def __init__(
+        self,
+        nv: int,
+        coefs: Sequence[Mapping[int, float]],
+        row_lower: Sequence[float],
+        row_upper: Sequence[float],
+    ) -> None:
+        # highspy's ``Highs`` wrapper adds Python logging callbacks whose set-up prints a
+        # banner on standard output (inside a Spark worker, into the job's console); its base
+        # class is the same solver without them.
+        from highspy import _core
+
+        self._h = _core._Highs()
+        self._h.setOptionValue("output_flag", False)
+        self._h.setOptionValue("threads", 1)  # one LP per Spark task: no nested threads
+        self._h.setOptionValue("presolve", "off")  # tiny LPs; keeps the basis between solves
+        inf = _core.kHighsInf
+        entries = sorted((j, r, v) for r, a in enumerate(coefs) for j, v in a.items())
+        cols = np.array([j for j, _, _ in entries], dtype=np.int64)
+        lp = _core.HighsLp()
+        lp.num_col_ = nv
+        lp.num_row_ = len(coefs)
+        lp.col_cost_ = np.zeros(nv)
+        lp.col_lower_ = np.zeros(nv)
+        lp.col_upper_ = np.full(nv, inf)
+        lp.row_lower_ = np.clip(np.asarray(row_lower, dtype=float), -inf, inf)
+        lp.row_upper_ = np.clip(np.asarray(row_upper, dtype=float), -inf, inf)
+        lp.a_matrix_.format_ = _core.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = np.searchsorted(cols, np.arange(nv + 1)).astype(np.int32)
+        lp.a_matrix_.index_ = np.array([r for _, r, _ in entries], dtype=np.int32)
+        lp.a_matrix_.value_ = np.array([v for _, _, v in entries], dtype=float)
+        self._h.passModel(lp)
+        self._status = _core.HighsModelStatus
+        self._costed: int | None = None
+
+    def minimize(self, j: int, sign: float) -> tuple[str, float, np.ndarray]:
+        """``(status, optimum, solution)`` of min ``sign * x[j]``; status optimal, unbounded
+        or failed."""
+        if self._costed is not None and self._costed != j:
+            self._h.changeColCost(self._costed, 0.0)
+        self._h.changeColCost(j, sign)
+        self._costed = j
+        self._h.run()
+        status = self._h.getModelStatus()
+        if status == self._status.kOptimal:
+            x = np.asarray(self._h.getSolution().col_value, dtype=float)
+            return "optimal", float(self._h.getInfo().objective_function_value), x
+        if status in (self._status.kUnbounded, self._status.kUnboundedOrInfeasible):
+            return "unbounded", float("nan"), np.empty(0)
+        return "failed", float("nan"), np.empty(0)
+
+
 HIDDEN_REASONS = ("primary", "secondary", LINKED)
-
-
-def _sensitive(pdf: pd.DataFrame, *, min_count: int) -> np.ndarray:
-    """Hidden cells whose feasible interval must be wide: every suppressed cell, and every
-    linked difference that is itself a count a primary rule would hide (1..min_count - 1)."""
-    reason = pdf["reason"].to_numpy(dtype=object)
-    values = pdf["value"].to_numpy(dtype=float, na_value=np.nan)
-    known = _known(pdf)
-    small = (values > 0) & (values < min_count)
-    return known & (np.isin(reason, ("primary", "secondary")) | ((reason == LINKED) & small))
 
 
 def audit_group(
@@ -443,15 +497,32 @@ def audit_group(
     out = pdf.reset_index(drop=True).copy()
     rels = build_relations(out) if relations is None else list(relations)
     values = out["value"].to_numpy(dtype=float, na_value=np.nan)
-    hidden = (out["reason"].isin(HIDDEN_REASONS).to_numpy()) & _known(out)
-    targets = _sensitive(out, min_count=settings.min_count)
-    lower, upper = feasible_intervals(values, hidden, rels, targets)
-    out["feasible_lower"] = np.where(targets, lower, np.nan)
-    out["feasible_upper"] = np.where(targets, upper, np.nan)
-    protected = pd.Series(pd.NA, index=out.index, dtype="boolean")
-    protected[targets] = (upper[targets] - lower[targets]) >= settings.protection_width - _EPS
-    out["protected"] = protected
+    reason = out["reason"].to_numpy(dtype=object)
+    lower, upper, protected = _audit(values, reason, _known(out), rels, settings)
+    out["feasible_lower"] = lower
+    out["feasible_upper"] = upper
+    out["protected"] = pd.array(protected, dtype="boolean")
     return out
+
+
+def _audit(
+    values: np.ndarray,
+    reason: np.ndarray,
+    known: np.ndarray,
+    relations: Sequence[Relation],
+    settings: DisclosureSettings,
+) -> tuple[np.ndarray, np.ndarray, list[bool | None]]:
+    """:func:`audit_group` on column arrays: ``(feasible_lower, feasible_upper, protected)``,
+    NaN and None outside the cells that must be protected."""
+    hidden = np.isin(reason, HIDDEN_REASONS) & known
+    small = (values > 0) & (values < settings.min_count)
+    targets = known & (np.isin(reason, ("primary", "secondary")) | ((reason == LINKED) & small))
+    lower, upper = feasible_intervals(values, hidden, relations, targets)
+    wide = (upper - lower) >= settings.protection_width - _EPS
+    protected: list[bool | None] = [
+        bool(w) if t else None for w, t in zip(wide, targets, strict=True)
+    ]
+    return np.where(targets, lower, np.nan), np.where(targets, upper, np.nan), protected
 
 
 def _cheapest(candidates: Iterable[int], values: np.ndarray, codes: np.ndarray) -> int | None:
@@ -473,23 +544,35 @@ def _with_differences(
     links kept. A pair whose difference is negative somewhere is no subset relation in this
     group (a count that is not monotone in the incident set) and is dropped: ``broad -
     narrow`` is then no count, and a free difference tells the attacker nothing."""
-    known = df[_known(df)]
+    known = _known(df)
+    indicator = df["indicator"].to_numpy(dtype=object)
+    levels = df["level"].to_numpy(dtype=object)
+    codes = df["area_code"].to_numpy(dtype=object)
+    values = df["value"].to_numpy(dtype=float, na_value=np.nan)
+    row_of = {
+        (indicator[i], levels[i], codes[i]): i for i in np.flatnonzero(known)
+    }  # one cell per indicator, level and area
     extra: list[pd.DataFrame] = []
     kept: list[tuple[str, str]] = []
     for narrow, broad in links:
-        a = known[known["indicator"] == narrow].set_index(["level", "area_code"])
-        b = known[known["indicator"] == broad].set_index(["level", "area_code"])
-        both = b.index.intersection(a.index)
-        if not len(both):
+        pairs = [
+            (i, row_of[(narrow, lv, code)])
+            for (ind, lv, code), i in row_of.items()
+            if ind == broad and (narrow, lv, code) in row_of
+        ]
+        if not pairs:
             continue
-        d = b.loc[both].copy()
-        d["value"] = b.loc[both, "value"].to_numpy() - a.loc[both, "value"].to_numpy()
-        if (d["value"] < -_EPS).any():
+        b_rows = np.array([i for i, _ in pairs])
+        a_rows = np.array([j for _, j in pairs])
+        diff = values[b_rows] - values[a_rows]
+        if (diff < -_EPS).any():
             continue
         kept.append((narrow, broad))
+        d = df.iloc[b_rows].copy()
+        d["value"] = diff
         d["indicator"] = difference_key(narrow, broad)
         d["reason"] = LINKED
-        extra.append(d.reset_index())
+        extra.append(d)
     if not extra:
         return df, kept
     return pd.concat([df, *extra], ignore_index=True), kept
@@ -499,18 +582,22 @@ def group_relations(df: pd.DataFrame, links: Sequence[tuple[str, str]]) -> list[
     """Hierarchy relations per indicator of the group (and per difference), then one
     ``broad = narrow + difference`` relation per linked pair and area; positions refer to
     ``df``'s rows."""
+    indicator = df["indicator"].astype(str).to_numpy(dtype=object)
+    levels = df["level"].to_numpy(dtype=object)
+    codes = df["area_code"].to_numpy(dtype=object)
+    columns = {
+        "known": _known(df),
+        "levels": levels,
+        "codes": codes,
+        "parents": df["parent_code"].to_numpy(dtype=object),
+        "values": df["value"].to_numpy(dtype=float, na_value=np.nan),
+    }
     relations: list[Relation] = []
-    for _, sub in df.groupby("indicator", sort=True):
-        pos = sub.index.to_numpy()
-        for rel in build_relations(sub.reset_index(drop=True)):
-            relations.append(
-                Relation(int(pos[rel.parent]), tuple(int(pos[c]) for c in rel.children), rel.sense)
-            )
+    for ind in sorted(set(indicator)):
+        relations += _relations(np.flatnonzero(indicator == ind), **columns)
     row_of = {
         (str(ind), str(lv), str(code)): i
-        for i, (ind, lv, code) in enumerate(
-            zip(df["indicator"], df["level"], df["area_code"], strict=True)
-        )
+        for i, (ind, lv, code) in enumerate(zip(indicator, levels, codes, strict=True))
     }
     for narrow, broad in links:
         diff = difference_key(narrow, broad)
@@ -529,7 +616,7 @@ def suppress_group(
     links: Sequence[tuple[str, str]] = (),
     secondary: bool = True,
 ) -> pd.DataFrame:
-    """Primary and secondary suppression of one group, audited; pure pandas.
+    """Primary and secondary suppression of one group, audited; pure pandas and numpy.
 
     One group is one gemeente's count cells (the gemeente, its wijken and its buurten) for one
     year and one indicator, or one family of linked indicators (``links``: ``(narrow, broad)``
@@ -555,6 +642,10 @@ def suppress_group(
     hides at least one more cell, so this ends; with every cell hidden nothing is fixed and
     every interval is open above. ``secondary=False`` (tests only: it shows the audit catches a
     pattern with primary suppression alone) skips the complements and only audits.
+
+    The group is worked on as column arrays and turned into a frame once at the end: at
+    national scale there are tens of thousands of groups, and per-group pandas calls cost more
+    than the LPs.
     """
     df = pdf.copy()
     if "indicator" not in df.columns:
@@ -562,29 +653,73 @@ def suppress_group(
     df["reason"] = None
     if links:
         df, links = _with_differences(df, links)
-    df["_rank"] = df["level"].map(lambda lv: -_LEVEL_RANK.get(str(lv), -1))
-    df = df.sort_values(["indicator", "_rank", "area_code"], kind="mergesort").drop(columns="_rank")
-    df = df.reset_index(drop=True)
+    rank = -df["level"].map(_LEVEL_RANK).fillna(-1).to_numpy(dtype=float)
+    order = np.lexsort(
+        (
+            df["area_code"].astype(str).to_numpy(),
+            rank,
+            df["indicator"].astype(str).to_numpy(),
+        )
+    )  # (indicator, level from the top, area code), stable
+    df = df.take(order).reset_index(drop=True)
     n = len(df)
     values = df["value"].to_numpy(dtype=float, na_value=np.nan)
     codes = (df["indicator"].astype(str) + "|" + df["area_code"].astype(str)).to_numpy()
     known = _known(df)
+    status_in = df["status"].to_numpy(dtype=object)
     is_diff = (df["reason"] == LINKED).to_numpy()
 
     reason = np.full(n, "published", dtype=object)
-    reason[(df["status"] == "not_applicable").to_numpy()] = "not_applicable"
-    reason[(df["status"] == "ok").to_numpy() & ~known] = "not_applicable"
-    reason[(df["status"] == "not_covered").to_numpy()] = "not_covered"
+    reason[status_in == "not_applicable"] = "not_applicable"
+    reason[(status_in == "ok") & ~known] = "not_applicable"
+    reason[status_in == "not_covered"] = "not_covered"
     primary = known & (values > 0) & (values < settings.min_count) & ~is_diff
     reason[primary] = "primary"
     reason[is_diff] = LINKED
+    diff_small = is_diff & known & (values > 0) & (values < settings.min_count)
 
+    lower = np.full(n, np.nan)
+    upper = np.full(n, np.nan)
+    protected: list[bool | None] = [None] * n
+    if primary.any() or diff_small.any():  # else nothing is hidden that needs protection
+        lower, upper, protected = _suppress(
+            df, links, values, codes, known, reason, diff_small, settings, secondary
+        )
+
+    out = df
+    out["reason"] = reason
+    status = status_in.copy()
+    status[np.isin(reason, ("primary", "secondary"))] = "suppressed"
+    status[reason == "not_applicable"] = "not_applicable"
+    status[reason == LINKED] = "suppressed"  # never published; the partner table drops them
+    out["status"] = status
+    out["feasible_lower"] = lower
+    out["feasible_upper"] = upper
+    out["protected"] = pd.array(protected, dtype="boolean")
+    if "indicator" not in pdf.columns:
+        out = out.drop(columns="indicator")
+    return out
+
+
+def _suppress(
+    df: pd.DataFrame,
+    links: Sequence[tuple[str, str]],
+    values: np.ndarray,
+    codes: np.ndarray,
+    known: np.ndarray,
+    reason: np.ndarray,
+    diff_small: np.ndarray,
+    settings: DisclosureSettings,
+    secondary: bool,
+) -> tuple[np.ndarray, np.ndarray, list[bool | None]]:
+    """The complement and audit rounds of :func:`suppress_group`; updates ``reason`` in place
+    and returns the last audit's ``(feasible_lower, feasible_upper, protected)``."""
+    n = len(values)
     relations = group_relations(df, links)
     member_of: dict[int, list[Relation]] = {}
     for rel in relations:
         for i in (rel.parent, *rel.children):
             member_of.setdefault(i, []).append(rel)
-    diff_small = is_diff & known & (values > 0) & (values < settings.min_count)
 
     def hidden(i: int) -> bool:
         return reason[i] in HIDDEN_REASONS
@@ -593,7 +728,7 @@ def suppress_group(
         return reason[i] in ("primary", "secondary") or bool(diff_small[i])
 
     def open_(i: int) -> bool:
-        return known[i] and not hidden(i)
+        return bool(known[i]) and not hidden(i)
 
     def complement_for_singleton(rel: Relation, h: int) -> int | None:
         if h == rel.parent:
@@ -624,12 +759,11 @@ def suppress_group(
                     reason[pick] = "secondary"
                     changed = True
 
-    audited = df.assign(reason=reason)
     for _ in range(n + 1):
         if secondary:
             close_singletons()
-        audited = audit_group(df.assign(reason=reason), settings=settings, relations=relations)
-        unprotected = audited.index[audited["protected"].eq(False).fillna(False)].tolist()
+        lower, upper, protected = _audit(values, reason, known, relations, settings)
+        unprotected = [i for i in range(n) if protected[i] is False]
         if not unprotected or not secondary:
             break
         added = False
@@ -644,17 +778,7 @@ def suppress_group(
                 added = True
         if not added:
             break  # nothing left to hide: the audit verdict reports the failure
-
-    out = audited.copy()
-    out["reason"] = reason
-    status = out["status"].astype(object).to_numpy().copy()
-    status[np.isin(reason, ("primary", "secondary"))] = "suppressed"
-    status[reason == "not_applicable"] = "not_applicable"
-    status[reason == LINKED] = "suppressed"  # never published; the partner table drops them
-    out["status"] = status
-    if "indicator" not in pdf.columns:
-        out = out.drop(columns="indicator")
-    return out
+    return lower, upper, protected
 
 
 # --------------------------------------------------------------------------- Spark
