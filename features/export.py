@@ -102,7 +102,7 @@ def export_tokens(text: str, *, min_length: int = 6) -> set[str]:
     slip through.
     """
     out: set[str] = set()
-    for run in _TOKEN.findall(text):
+    for run in set(_TOKEN.findall(text)):  # a national CSV repeats its few thousand runs
         for tok in (run, *_SUBTOKEN.findall(run)):
             tok = tok.strip(".:-")
             if len(tok) >= min_length and not _DECIMAL.match(tok):

@@ -161,45 +161,51 @@ def wide_table(pub: pd.DataFrame, *, indicators: Sequence[str]) -> pd.DataFrame:
 def write_xlsx(
     pub: pd.DataFrame, codebook: pd.DataFrame, path: Path, *, report: Mapping[str, object]
 ) -> None:
-    """``indicators.xlsx``: Buurten, Wijken, Gemeenten (wide), Codeboek, Tekens, Toelichting."""
+    """``indicators.xlsx``: Buurten, Wijken, Gemeenten (wide), Codeboek, Tekens, Toelichting.
+
+    Streamed (openpyxl's write-only mode): the national Buurten sheet holds ~28k rows x ~165
+    indicators, which a workbook held in memory writes several times slower."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
     units = dict(zip(codebook["indicator"], codebook["unit"], strict=True))
     indicators = list(codebook["indicator"])
-    wb = Workbook()
-    wb.remove(wb.active)
+    wb = Workbook(write_only=True)
     bold = Font(bold=True)
+
+    def header_row(ws: Any, names: Sequence[object]) -> list[Any]:
+        cells = [WriteOnlyCell(ws, value=name) for name in names]
+        for c in cells:
+            c.font = bold
+        return cells
+
     for level, title in LEVEL_SHEETS.items():
         ws = wb.create_sheet(title)
-        wide = wide_table(pub[pub["level"] == level], indicators=indicators)
-        ws.append(list(wide.columns))
-        for c in ws[1]:
-            c.font = bold
-        for row in wide.itertuples(index=False):
-            ws.append([None if x == "" else x for x in row])
-        for j, name in enumerate(wide.columns, start=1):
-            fmt = NUMBER_FORMAT.get(units.get(str(name), ""))
-            if fmt:
-                for (c,) in ws.iter_rows(min_row=2, min_col=j, max_col=j):
-                    if isinstance(c.value, float):
-                        c.number_format = fmt
         ws.freeze_panes = "D2"
+        wide = wide_table(pub[pub["level"] == level], indicators=indicators)
+        ws.append(header_row(ws, list(wide.columns)))
+        formats = [NUMBER_FORMAT.get(units.get(str(name), "")) for name in wide.columns]
+        for row in wide.itertuples(index=False):
+            cells: list[Any] = []
+            for x, fmt in zip(row, formats, strict=True):
+                if fmt and isinstance(x, float):
+                    cells.append(WriteOnlyCell(ws, value=x))
+                    cells[-1].number_format = fmt
+                else:
+                    cells.append(None if x == "" else x)
+            ws.append(cells)
 
     ws = wb.create_sheet("Codeboek")
     header = ["indicator", "verschijnsel", "definitie (Engels, uit de catalogus)", "eenheid",
               "teller", "noemer", "bronnen", "kanttekeningen"]  # fmt: skip
-    ws.append(header)
-    for c in ws[1]:
-        c.font = bold
+    ws.append(header_row(ws, header))
     for r in codebook.itertuples(index=False):
         ws.append([r.indicator, r.phenomenon, r.definition, UNIT_NL.get(r.unit, r.unit),
                    r.numerator, r.denominator, r.sources, r.caveats])  # fmt: skip
 
     ws = wb.create_sheet("Tekens")
-    ws.append(["teken", "betekenis", "toelichting"])
-    for c in ws[1]:
-        c.font = bold
+    ws.append(header_row(ws, ["teken", "betekenis", "toelichting"]))
     for row in SYMBOL_ROWS:
         ws.append(list(row))
 

@@ -114,6 +114,8 @@ def test_xlsx_sheets_and_values(tmp_path: Path) -> None:
     ws = wb["Gemeenten"]
     assert [c.value for c in ws[1]][:3] == ["gebiedscode", "naam", "jaar"]
     assert [c.value for c in ws[3]][:4] == [G, "Testdam", 2024, 55.0]
+    assert ws["D3"].number_format == "0"  # a count: whole numbers
+    assert ws["A1"].font.b and ws.freeze_panes == "D2"
     assert {r[0].value for r in wb["Tekens"].iter_rows(min_row=2)} >= {"x", "."}
     assert wb["Codeboek"]["D3"].value == "per 1000"
 
