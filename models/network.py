@@ -31,7 +31,6 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable, Sequence
-from functools import reduce
 from typing import Literal
 
 import igraph as ig
@@ -745,45 +744,82 @@ def cooffending_locality_counts(edges: DataFrame, residence: DataFrame) -> DataF
     measure of lokale worteling: how far co-offending stays within the neighbourhood). Neither
     is additive over the hierarchy (a tie across two buurten of one wijk is local to the wijk
     only), so every level is computed directly. Returns level, area_code, year, indicator, value.
+
+    The register's residence (every inhabitant, every year) is cut to the tied suspects with a
+    broadcast semi-join before anything is shuffled; the suspects are a few hundred thousand
+    nationally (the same bound as the graph :func:`build_network` collects). Each endpoint is
+    then joined once, for all three levels.
     """
     e = edges.select("person_id_a", "person_id_b", F.year("last_date").alias("year"))
-    parts: list[DataFrame] = []
-    for level in ("buurt", "wijk", "gemeente"):
-        code = f"{level}_code"
-        res = residence.select("person_id", "year", F.col(code).alias("_code"))
-        ra = res.withColumnRenamed("person_id", "person_id_a").withColumnRenamed("_code", "_a")
-        rb = res.withColumnRenamed("person_id", "person_id_b").withColumnRenamed("_code", "_b")
-        t = e.join(ra, ["person_id_a", "year"], "left").join(rb, ["person_id_b", "year"], "left")
-        t = t.select(
+    ids = (
+        e.select(F.col("person_id_a").alias("person_id"))
+        .unionByName(e.select(F.col("person_id_b").alias("person_id")))
+        .distinct()
+    )
+    levels = ("buurt", "wijk", "gemeente")
+    res = residence.select("person_id", "year", *[f"{lv}_code" for lv in levels]).join(
+        F.broadcast(ids), "person_id", "left_semi"
+    )
+
+    def side(end: str) -> DataFrame:
+        return res.select(
+            F.col("person_id").alias(f"person_id_{end}"),
             "year",
-            F.explode(F.array_distinct(F.array_compact(F.array("_a", "_b")))).alias("area_code"),
-            (F.col("_a") == F.col("_b")).alias("_local"),
+            *[F.col(f"{lv}_code").alias(f"_{end}_{lv}") for lv in levels],
         )
-        agg = t.groupBy("area_code", "year").agg(
-            F.count(F.lit(1)).cast("double").alias("ties"),
-            F.sum(F.coalesce(F.col("_local"), F.lit(False)).cast("double")).alias("local"),
-        )
-        parts += _long_cells(
-            agg,
-            level,
-            {"network.cooffending_ties": "ties", "network.local_cooffending_ties": "local"},
-        )
-    return reduce(DataFrame.unionByName, parts)
+
+    t = e.join(side("a"), ["person_id_a", "year"], "left").join(
+        side("b"), ["person_id_b", "year"], "left"
+    )
+    per_level = t.select(
+        "year",
+        F.explode(
+            F.array(
+                *[
+                    F.struct(
+                        F.lit(lv).alias("level"),
+                        F.col(f"_a_{lv}").alias("a"),
+                        F.col(f"_b_{lv}").alias("b"),
+                    )
+                    for lv in levels
+                ]
+            )
+        ).alias("_x"),
+    )
+    t = per_level.select(
+        F.col("_x.level").alias("level"),
+        "year",
+        F.explode(F.array_distinct(F.array_compact(F.array("_x.a", "_x.b")))).alias("area_code"),
+        (F.col("_x.a") == F.col("_x.b")).alias("_local"),
+    )
+    agg = t.groupBy("level", "area_code", "year").agg(
+        F.count(F.lit(1)).cast("double").alias("ties"),
+        F.sum(F.coalesce(F.col("_local"), F.lit(False)).cast("double")).alias("local"),
+    )
+    return _long_cells(
+        agg,
+        None,
+        {"network.cooffending_ties": "ties", "network.local_cooffending_ties": "local"},
+    )
 
 
-def _long_cells(agg: DataFrame, level: str, columns: dict[str, str]) -> list[DataFrame]:
-    """``level, area_code, year, indicator, value`` rows from a wide per-area aggregate:
-    one frame per ``indicator -> column`` of ``columns``."""
-    return [
-        agg.select(
-            F.lit(level).alias("level"),
-            "area_code",
-            F.col("year").cast("long").alias("year"),
-            F.lit(name).alias("indicator"),
-            F.col(column).alias("value"),
-        )
-        for name, column in columns.items()
-    ]
+def _long_cells(agg: DataFrame, level: str | None, columns: dict[str, str]) -> DataFrame:
+    """``level, area_code, year, indicator, value`` rows from a wide per-area aggregate, one
+    row per ``indicator -> column`` of ``columns``; ``level`` None: ``agg`` has a level column.
+    """
+    return agg.select(
+        F.lit(level).alias("level") if level is not None else F.col("level"),
+        "area_code",
+        F.col("year").cast("long").alias("year"),
+        F.explode(
+            F.array(
+                *[
+                    F.struct(F.lit(name).alias("indicator"), F.col(column).alias("value"))
+                    for name, column in columns.items()
+                ]
+            )
+        ).alias("_cell"),
+    ).select("level", "area_code", "year", "_cell.indicator", "_cell.value")
 
 
 def youth_exposure_counts(
@@ -820,7 +856,9 @@ def youth_exposure_counts(
         .distinct()
         .withColumn("_is_suspect", F.lit(1.0))
     )
-    ties = young.join(both, "_ego").join(sus, "_alter", "left")
+    # the suspects of ondermijning: a few hundred thousand nationally, broadcast so the tens of
+    # millions of ties are not shuffled a second time
+    ties = young.join(both, "_ego").join(F.broadcast(sus), "_alter", "left")
     agg = ties.groupBy("buurt_code", "year", "layer").agg(
         F.count(F.lit(1)).cast("double").alias("ties"),
         F.sum(F.coalesce(F.col("_is_suspect"), F.lit(0.0))).alias("to_suspects"),
@@ -918,44 +956,58 @@ def community_reach_counts(
     membership = members.select("person_id", "community_id").join(
         sizes.where(F.col("_size") >= min_size), "community_id", "left_semi"
     )
+    levels = ("buurt", "wijk", "gemeente")
+    codes = [f"{lv}_code" for lv in levels]
+
+    def by_level(df: DataFrame, *keep: str) -> DataFrame:
+        """One row per level: ``level``, ``area_code`` (non-null) and the ``keep`` columns."""
+        return (
+            df.select(
+                *keep,
+                F.explode(
+                    F.array(
+                        *[
+                            F.struct(F.lit(lv).alias("level"), F.col(c).alias("area_code"))
+                            for lv, c in zip(levels, codes, strict=True)
+                        ]
+                    )
+                ).alias("_x"),
+            )
+            .select(*keep, "_x.level", "_x.area_code")
+            .where(F.col("area_code").isNotNull())
+        )
+
     inc = (
         suspects.select("incident_id", "person_id")
         .join(membership, "person_id")
         .select("community_id", "incident_id")
         .distinct()
-        .join(
-            incidents_located.select("incident_id", "buurt_code", "wijk_code", "gemeente_code"),
-            "incident_id",
-        )
+        .join(incidents_located.select("incident_id", *codes), "incident_id")
     )
     total = inc.groupBy("community_id").agg(F.count(F.lit(1)).alias("_total"))
-    res = membership.join(
-        residence.select("person_id", "year", "buurt_code", "wijk_code", "gemeente_code"),
-        "person_id",
+    here = (
+        by_level(inc, "community_id")
+        .groupBy("community_id", "level", "area_code")
+        .agg(F.count(F.lit(1)).alias("_here"))
     )
-    parts: list[DataFrame] = []
-    for level in ("buurt", "wijk", "gemeente"):
-        code = f"{level}_code"
-        here = inc.groupBy("community_id", F.col(code).alias("area_code")).agg(
-            F.count(F.lit(1)).alias("_here")
-        )
-        r = (
-            res.where(F.col(code).isNotNull())
-            .select("person_id", "year", "community_id", F.col(code).alias("area_code"))
-            .join(here, ["community_id", "area_code"], "left")
-            .join(total, "community_id", "left")
-        )
-        elsewhere = F.coalesce(F.col("_here"), F.lit(0)) * 2 < F.coalesce(F.col("_total"), F.lit(0))
-        agg = r.groupBy("area_code", "year").agg(
-            F.countDistinct("person_id").cast("double").alias("members"),
-            F.countDistinct(F.when(elsewhere, F.col("person_id"))).cast("double").alias("away"),
-        )
-        parts += _long_cells(
-            agg,
-            level,
-            {
-                "network.resident_community_members": "members",
-                "network.resident_members_active_elsewhere": "away",
-            },
-        )
-    return reduce(DataFrame.unionByName, parts)
+    # The register's residence cut to the community members first: a broadcast of at most the
+    # suspects (a few hundred thousand nationally), so the inhabitants are never shuffled.
+    res = residence.select("person_id", "year", *codes).join(F.broadcast(membership), "person_id")
+    r = (
+        by_level(res, "person_id", "year", "community_id")
+        .join(here, ["community_id", "level", "area_code"], "left")
+        .join(total, "community_id", "left")
+    )
+    elsewhere = F.coalesce(F.col("_here"), F.lit(0)) * 2 < F.coalesce(F.col("_total"), F.lit(0))
+    agg = r.groupBy("level", "area_code", "year").agg(
+        F.countDistinct("person_id").cast("double").alias("members"),
+        F.countDistinct(F.when(elsewhere, F.col("person_id"))).cast("double").alias("away"),
+    )
+    return _long_cells(
+        agg,
+        None,
+        {
+            "network.resident_community_members": "members",
+            "network.resident_members_active_elsewhere": "away",
+        },
+    )

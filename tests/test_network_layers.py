@@ -11,6 +11,7 @@ from zicht.features.settings import NetworkSettings
 from zicht.models.network import (
     build_layer_edges,
     build_network,
+    community_reach_counts,
     cooffending_locality_counts,
     youth_exposure_counts,
 )
@@ -180,5 +181,59 @@ def test_youth_exposure_counts(spark) -> None:
             ("BU00010001", 2024, "context.youth_ties_to_suspects_klasgenoot", 1.0),
         ],
         "buurt_code string, year long, indicator string, value double",
+    )
+    assertDataFrameEqual(got, expected)
+
+
+def test_community_reach_counts(spark) -> None:
+    """Residents in a community, and those whose community acts mostly elsewhere, by hand."""
+    members = spark.createDataFrame(
+        [("p1", 1), ("p2", 1), ("p3", 1), ("p4", 2)],  # community 2 has 1 member: left out
+        "person_id string, community_id long",
+    )
+    suspects = spark.createDataFrame(
+        [("i1", "p1"), ("i1", "p2"), ("i2", "p3"), ("i3", "p4")],
+        "incident_id string, person_id string",
+    )
+    incidents = spark.createDataFrame(
+        [
+            ("i1", "BU00010001", "WK000100", "GM0001"),
+            ("i2", "BU00010002", "WK000100", "GM0001"),
+            ("i3", "BU00010001", "WK000100", "GM0001"),
+        ],
+        "incident_id string, buurt_code string, wijk_code string, gemeente_code string",
+    )
+    residence = spark.createDataFrame(
+        [
+            ("p1", 2024, "BU00010001", "WK000100", "GM0001", 1990),
+            ("p2", 2024, "BU00010003", "WK000101", "GM0001", 1990),
+            ("p3", 2024, "BU00010002", "WK000100", "GM0001", 1990),
+            ("p4", 2024, "BU00010001", "WK000100", "GM0001", 1990),
+            ("x", 2024, "BU00010001", "WK000100", "GM0001", 1990),  # no suspect
+        ],
+        RES_SCHEMA,
+    )
+    got = community_reach_counts(members, suspects, incidents, residence)
+    # community 1 has 2 incidents: one in buurt ...0001, one in ...0002, both in wijk WK000100
+    members_key, away_key = (
+        "network.resident_community_members",
+        "network.resident_members_active_elsewhere",
+    )
+    expected = spark.createDataFrame(
+        [
+            ("buurt", "BU00010001", 2024, members_key, 1.0),  # p1: half its incidents here
+            ("buurt", "BU00010001", 2024, away_key, 0.0),
+            ("buurt", "BU00010002", 2024, members_key, 1.0),  # p3: likewise
+            ("buurt", "BU00010002", 2024, away_key, 0.0),
+            ("buurt", "BU00010003", 2024, members_key, 1.0),  # p2: none here
+            ("buurt", "BU00010003", 2024, away_key, 1.0),
+            ("wijk", "WK000100", 2024, members_key, 2.0),
+            ("wijk", "WK000100", 2024, away_key, 0.0),
+            ("wijk", "WK000101", 2024, members_key, 1.0),
+            ("wijk", "WK000101", 2024, away_key, 1.0),
+            ("gemeente", "GM0001", 2024, members_key, 3.0),
+            ("gemeente", "GM0001", 2024, away_key, 0.0),
+        ],
+        "level string, area_code string, year long, indicator string, value double",
     )
     assertDataFrameEqual(got, expected)
