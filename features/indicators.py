@@ -193,6 +193,18 @@ def _suspect_years(src: Sources) -> DataFrame | None:
     )
 
 
+def _suspects_residence(src: Sources, residence: DataFrame) -> DataFrame:
+    """``residence`` rows of persons who are a suspect at all (any incident, any year).
+
+    A broadcast semi-join: the suspects are a few hundred thousand nationally, the residence
+    every inhabitant in every year (36M rows at national scale), so the suspects' joins with it
+    shuffle the suspects' rows only instead of the whole register.
+    """
+    assert src.suspects is not None
+    ids = src.suspects.select("person_id").where(F.col("person_id").isNotNull()).distinct()
+    return residence.join(F.broadcast(ids), "person_id", "left_semi")
+
+
 def journey_pairs(src: Sources) -> DataFrame | None:
     """Suspect-incident pairs whose suspect lives in the study area, with ``distance_km``.
 
@@ -205,7 +217,9 @@ def journey_pairs(src: Sources) -> DataFrame | None:
     inc = _explode_phenomena(src.incidents).select(
         "incident_id", "year", "phenomenon", "buurt_code", "wijk_code", "gemeente_code", "x", "y"
     )
-    home = src.residence.select("person_id", "year", F.col("buurt_code").alias("_home"))
+    home = _suspects_residence(src, src.residence).select(
+        "person_id", "year", F.col("buurt_code").alias("_home")
+    )
     centroid = src.areas.select(
         F.col("buurt_code").alias("_home"), F.col("x").alias("_hx"), F.col("y").alias("_hy")
     )
@@ -288,6 +302,8 @@ def _buurt_counts(
             )
             parts.append(_count_by(crowded, "mensenhandel.overbewoning_dwellings"))
         if src.suspects is not None and suspect_years is not None:
+            res_s = _suspects_residence(src, res)  # the suspects' rows only
+            young_s = _suspects_residence(src, young)
             susp = (
                 src.suspects.join(inc.select("incident_id", "year", "phenomenon"), "incident_id")
                 .select("person_id", "year", "phenomenon")
@@ -295,26 +311,29 @@ def _buurt_counts(
             )
             parts.append(
                 _count_by(
-                    susp.join(res.select("person_id", "year", "buurt_code"), ["person_id", "year"]),
+                    susp.join(
+                        res_s.select("person_id", "year", "buurt_code"), ["person_id", "year"]
+                    ),
                     F.concat("phenomenon", F.lit(".resident_suspects")),
                 )
             )
             if wants("context.young_suspects"):
                 parts.append(
                     _count_by(
-                        young.join(suspect_years, ["person_id", "year"]), "context.young_suspects"
+                        young_s.join(suspect_years, ["person_id", "year"]),
+                        "context.young_suspects",
                     )
                 )
             if wants("context.young_in_suspect_household"):
                 # another member of the young person's household is a suspect in the year
                 suspect_households = (
-                    res.where(F.col("household_id").isNotNull())
+                    res_s.where(F.col("household_id").isNotNull())
                     .join(suspect_years, ["person_id", "year"])
                     .select("household_id", "year", F.col("person_id").alias("_suspect_id"))
                 )
                 exposed = (
                     young.where(F.col("household_id").isNotNull())
-                    .join(suspect_households, ["household_id", "year"])
+                    .join(F.broadcast(suspect_households), ["household_id", "year"])
                     .where(F.col("_suspect_id") != F.col("person_id"))
                     .select("person_id", "year", "buurt_code")
                     .distinct()
@@ -422,9 +441,19 @@ def _transaction_counts(
         and src.residence is not None
         and src.household_income is not None
     ):
-        buyers = src.residence.select(
-            F.col("person_id").alias("buyer_id"), "year", "household_id"
-        ).where(F.col("household_id").isNotNull())
+        # the register's rows of the buyers only (a broadcast semi-join: a few hundred thousand
+        # person purchases a year nationally), so the inhabitants are not shuffled
+        buyer_ids = (
+            in_period.where(F.col("buyer_kind") == "person")
+            .select(F.col("buyer_id").alias("person_id"))
+            .where(F.col("person_id").isNotNull())
+            .distinct()
+        )
+        buyers = (
+            src.residence.join(F.broadcast(buyer_ids), "person_id", "left_semi")
+            .select(F.col("person_id").alias("buyer_id"), "year", "household_id")
+            .where(F.col("household_id").isNotNull())
+        )
         income = src.household_income.select(
             "household_id",
             F.col("year").cast("long").alias("year"),
@@ -509,6 +538,7 @@ def _per_level_counts(
             .agg(F.countDistinct("incident_id").alias("_n_inc"))
             .select("person_id", "year", "phenomenon", (F.col("_n_inc") >= 2).alias("_repeat"))
         )
+        res_s = _suspects_residence(src, src.residence) if src.residence is not None else None
         for level in LEVELS:
             code = _level_code(level)
             d = (
@@ -516,8 +546,8 @@ def _per_level_counts(
                 .distinct()
                 .join(repeat, ["person_id", "year", "phenomenon"])
             )
-            if src.residence is not None:
-                r = src.residence.select("person_id", "year", F.col(code).alias("_res_code"))
+            if res_s is not None:
+                r = res_s.select("person_id", "year", F.col(code).alias("_res_code"))
                 d = d.join(r, ["person_id", "year"], "left")
                 is_local = (F.col("_res_code") == F.col("area_code")).cast("int")
             else:
