@@ -798,17 +798,15 @@ def cooffending_locality_counts(edges: DataFrame, residence: DataFrame) -> DataF
     )
     return _long_cells(
         agg,
-        None,
         {"network.cooffending_ties": "ties", "network.local_cooffending_ties": "local"},
     )
 
 
-def _long_cells(agg: DataFrame, level: str | None, columns: dict[str, str]) -> DataFrame:
-    """``level, area_code, year, indicator, value`` rows from a wide per-area aggregate, one
-    row per ``indicator -> column`` of ``columns``; ``level`` None: ``agg`` has a level column.
-    """
+def _long_cells(agg: DataFrame, columns: dict[str, str]) -> DataFrame:
+    """``level, area_code, year, indicator, value`` rows from a wide per-area aggregate (with
+    ``level, area_code, year``): one row per ``indicator -> column`` of ``columns``."""
     return agg.select(
-        F.lit(level).alias("level") if level is not None else F.col("level"),
+        "level",
         "area_code",
         F.col("year").cast("long").alias("year"),
         F.explode(
@@ -1005,7 +1003,6 @@ def community_reach_counts(
     )
     return _long_cells(
         agg,
-        None,
         {
             "network.resident_community_members": "members",
             "network.resident_members_active_elsewhere": "away",
