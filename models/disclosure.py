@@ -449,8 +449,8 @@ class _AttackerLp:
         lp.col_cost_ = np.zeros(nv)
         lp.col_lower_ = np.zeros(nv)
         lp.col_upper_ = np.full(nv, inf)
-        lp.row_lower_ = np.clip(np.asarray(row_lower, dtype=float), -inf, inf)
-        lp.row_upper_ = np.clip(np.asarray(row_upper, dtype=float), -inf, inf)
+        lp.row_lower_ = np.asarray(row_lower, dtype=float)  # float inf is HiGHS' infinity
+        lp.row_upper_ = np.asarray(row_upper, dtype=float)
         lp.a_matrix_.format_ = _core.MatrixFormat.kColwise
         lp.a_matrix_.start_ = np.searchsorted(cols, np.arange(nv + 1)).astype(np.int32)
         lp.a_matrix_.index_ = np.array([r for _, r, _ in entries], dtype=np.int32)
