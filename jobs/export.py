@@ -54,6 +54,7 @@ from zicht.features.export import (
 from zicht.features.schemas import PSEUDONYM_COLUMNS
 from zicht.features.settings import ConfigError, IndicatorSpec, Settings
 from zicht.jobs.io import InputError, find_table
+from zicht.jobs.outputs import OutputRefused, require_zicht_output
 from zicht.jobs.runtime import add_verbosity_flags, configure_logging
 from zicht.jobs.stages import PipelineError, hash_output, stage, use_mlflow
 
@@ -802,6 +803,7 @@ def export_from(
     import mlflow
 
     source = source.resolve()
+    require_zicht_output(source)
     manifest = _load_run(source)
     if input_dir is None:
         recorded = manifest.get("input_dir")
@@ -904,9 +906,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbosity)
     try:
         source = Path(args.source)
+        require_zicht_output(source)
         if not (source / "manifest.json").exists():
             raise InputError(f"--from {source}: no manifest.json; not a finished zicht run")
         settings = load_settings(args.conf)
+    except OutputRefused as exc:
+        print(f"zicht export: {exc}", file=sys.stderr)
+        return 3
     except (InputError, ConfigError) as exc:
         print(f"zicht export: {exc}", file=sys.stderr)
         return 2
@@ -919,6 +925,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             input_dir=Path(args.input) if args.input else None,
             force_release=args.force_release,
         )
+    except OutputRefused as exc:
+        print(f"zicht export: {exc}", file=sys.stderr)
+        return 3
     except (InputError, PipelineError) as exc:
         print(f"zicht export: {exc}", file=sys.stderr)
         return 2

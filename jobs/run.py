@@ -32,6 +32,7 @@ from zicht.features.settings import ConfigError, Settings
 from zicht.jobs.config import load_settings
 from zicht.jobs.export import disclosure_metrics
 from zicht.jobs.io import InputError
+from zicht.jobs.outputs import OutputRefused, check_output, write_marker
 from zicht.jobs.runtime import (
     add_verbosity_flags,
     build_spark,
@@ -56,20 +57,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _check_paths(input_dir: Path, output_dir: Path) -> None:
     if not input_dir.is_dir():
         raise InputError(f"--input {input_dir}: no such folder")
-    if (
-        output_dir.exists()
-        and any(output_dir.iterdir())
-        and not (output_dir / "manifest.json").exists()
-    ):
-        raise InputError(
-            f"--output {output_dir}: exists, is not empty and is not a zicht output "
-            "(no manifest.json); choose an empty or new folder"
-        )
-    if (
-        output_dir.resolve() == input_dir.resolve()
-        or input_dir.resolve() in output_dir.resolve().parents
-    ):
-        raise InputError("--output must not be the input folder or inside it")
+    check_output(output_dir, input_dir=input_dir)
 
 
 def run_pipeline(
@@ -177,8 +165,15 @@ def manifest_body(
 
 
 def _commit(work: Path, output: Path, run_id: str) -> None:
-    """Swap the finished work folder in; the previous output survives until then."""
+    """Swap the finished work folder in; the previous output survives until then.
+
+    The previous output is moved aside and deleted only when it carries zicht's marker
+    (checked again here: the folder may have changed while the run worked); an empty folder
+    is replaced by the work folder, anything else is refused and left as it was.
+    """
     shutil.rmtree(work / "_stage", ignore_errors=True)
+    write_marker(work, run_id=run_id, version=_version())
+    check_output(output)
     old = output.parent / f".{output.name}.old-{run_id}"
     if output.exists():
         output.rename(old)
@@ -275,12 +270,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_paths(input_dir, output_dir)
         overrides: dict[str, Any] = {"validation": {"strict": True}} if args.strict else {}
         settings = load_settings(args.conf, **overrides)
+    except OutputRefused as exc:
+        print(f"zicht run: {exc}", file=sys.stderr)
+        return 3
     except (InputError, ConfigError) as exc:
         print(f"zicht run: {exc}", file=sys.stderr)
         return 2
     spark = build_spark(settings.spark, app_name="zicht-run")
     try:
         manifest = run(spark, settings, input_dir, output_dir)
+    except OutputRefused as exc:
+        print(f"zicht run: {exc}", file=sys.stderr)
+        return 3
     except (InputError, PipelineError) as exc:
         print(f"zicht run: {exc}", file=sys.stderr)
         return 2

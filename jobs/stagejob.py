@@ -24,6 +24,7 @@ from typing import Any
 
 from zicht.features.settings import ConfigError, Settings
 from zicht.jobs.io import InputError
+from zicht.jobs.outputs import OutputRefused, require_zicht_output, write_marker
 from zicht.jobs.runtime import add_verbosity_flags, configure_logging
 from zicht.jobs.stages import PipelineError, use_mlflow
 
@@ -65,16 +66,19 @@ def run_stage(name: str, spark: Any, settings: Settings, args: argparse.Namespac
     if name == "ingest":
         input_dir = Path(args.input)
         _check_paths(input_dir, output)
+        run_id = uuid.uuid4().hex
         (output / "restricted").mkdir(parents=True, exist_ok=True)
         (output / "export").mkdir(parents=True, exist_ok=True)
+        write_marker(output, run_id=run_id, version=_version())
         manifest: dict[str, Any] = {
-            "run_id": uuid.uuid4().hex,
+            "run_id": run_id,
             "started": dt.datetime.now(dt.UTC).isoformat(),
             "zicht_version": _version(),
             "config": settings.to_jsonable(),
             "stages": {},
         }
     else:
+        require_zicht_output(output)
         if not (stage_dir / pl.STATE).exists():
             raise InputError(f"--from {output}: no {stage_dir / pl.STATE}; run zicht ingest first")
         manifest = json.loads(manifest_path.read_text())
@@ -171,6 +175,9 @@ def main(name: str, argv: Sequence[str] | None = None) -> int:
     spark = build_spark(settings.spark, app_name=f"zicht-{name}")
     try:
         path = run_stage(name, spark, settings, args)
+    except OutputRefused as exc:
+        print(f"zicht {name}: {exc}", file=sys.stderr)
+        return 3
     except (InputError, PipelineError, FileNotFoundError) as exc:
         print(f"zicht {name}: {exc}", file=sys.stderr)
         return 2

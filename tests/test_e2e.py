@@ -304,7 +304,7 @@ def test_stage_jobs_one_after_another_equal_zicht_run(done, tmp_path: Path) -> N
     try:
         assert ingest_job.main(["--input", str(done["input"]), "--output", str(out)]) == 0
         # a later stage before its input exists is a clear error, not a crash
-        assert models_job.main(["--from", str(tmp_path / "nothing")]) == 2
+        assert models_job.main(["--from", str(tmp_path / "nothing")]) == 3
         assert network_job.main(["build", "--from", str(out)]) == 0
         assert indicators_job.main(["--from", str(out)]) == 0
         assert models_job.main(["--from", str(out)]) == 0
