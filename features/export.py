@@ -8,7 +8,9 @@ every indicator is in the catalogue, every value is a number, and no published c
 between 1 and the minimum. ``export_tokens`` and ``find_pseudonyms`` check the content of every
 file under ``export/`` (CSV, JSON, XLSX, HTML): the distinct tokens of the files are joined in
 Spark against every pseudonym column of the inputs, so free text (area names, caveats, the
-report page) is covered too, and the large side stays in Spark.
+report page) is covered too, and the large side stays in Spark. ``neutralise_text``,
+``neutralise_frame`` and ``partner_csv`` keep text cells from being read as formulas by a
+spreadsheet (OWASP's rule against CSV injection).
 """
 
 from __future__ import annotations
@@ -82,6 +84,43 @@ def check_export(pub: pd.DataFrame, *, units: Mapping[str, str], min_count: int)
     if len(small):
         problems.append(f"{len(small)} published counts between 1 and {min_count - 1}")
     return problems
+
+
+# --------------------------------------------------------------------------- formula guard
+
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection):
+# an area name "=HYPERLINK(...)" would otherwise become a live link in the partner's Excel.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_text(value: str) -> str:
+    """``value`` with a leading apostrophe when a spreadsheet would read it as a formula."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def neutralise_frame(frame: pd.DataFrame, *, numeric: Sequence[str] = ("value",)) -> pd.DataFrame:
+    """A copy with every text cell neutralised, for writing as CSV.
+
+    Only text columns are touched, and never ``numeric`` ones: the partner table's ``value`` is
+    a number rendered as text (``-0.25`` must stay a number); non-text cells stay as they are.
+    """
+    out = frame.copy()
+    for col in out.columns:
+        if col in numeric or not (
+            pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col])
+        ):
+            continue
+        out[col] = [neutralise_text(v) if isinstance(v, str) else v for v in out[col]]
+    return out
+
+
+def partner_csv(frame: pd.DataFrame) -> str:
+    """The text of a partner CSV file: header, neutralised text cells, RFC 4180 CRLF rows.
+
+    With CRLF as the row end the writer quotes any text holding a carriage return or a line
+    feed; with a bare LF a lone carriage return would go out unquoted and split the row.
+    """
+    return neutralise_frame(frame).to_csv(index=False, lineterminator="\r\n")
 
 
 # --------------------------------------------------------------------------- pseudonym scan

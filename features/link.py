@@ -5,14 +5,18 @@ Reads nothing and writes nothing. Builds the linked tables of DEVELOPERS.md from
 ``residence`` (where each registered person lives in each year of the period) and the area
 hierarchy. Locating follows the contract: the incident's buurt_code, else its address's buurt,
 else the buurt polygon that contains its RD point. Point-in-polygon runs inside the executors
-with a shapely STRtree over the buurt polygons (no JVM spatial package is available offline).
+with a shapely STRtree over the buurt polygons (no JVM spatial package is available offline),
+sent to them once as a broadcast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
+from pyspark import Broadcast
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -22,47 +26,77 @@ from zicht.features.settings import Phenomenon
 LEVELS = ("buurt", "wijk", "gemeente")
 
 
-def with_point_buurt(df: DataFrame, *, polygons: Sequence[tuple[str, str]]) -> DataFrame:
-    """Add ``point_buurt_code``: the buurt whose polygon holds (x, y), for rows that need it.
+# Per Python worker process (Spark reuses them between tasks): content digest of the polygons
+# -> (codes, STRtree), so each worker parses the broadcast polygons and builds the tree once.
+_TREES: dict[str, tuple[Any, Any]] = {}
+_TREES_KEPT = 4  # one run uses one polygon set; a test session a few
 
-    Only rows without buurt_code and address_id are looked up. ``polygons`` are
-    (buurt_code, WKT) pairs; ~14k buurten nationally, so they travel with the task closure and
-    each partition builds its own STRtree once.
-    """
-    polys = [(code, wkt) for code, wkt in polygons if wkt]
-    out_schema = T.StructType(
-        df.schema.fields + [T.StructField("point_buurt_code", T.StringType())]
-    )
-    if not polys:
-        return df.withColumn("point_buurt_code", F.lit(None).cast("string"))
 
-    def locate(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _buurt_tree(key: str, polygons: Broadcast[tuple[list[str], list[bytes]]]) -> tuple[Any, Any]:
+    """(codes, STRtree) of the broadcast polygons, built on first use in this worker."""
+    found = _TREES.get(key)
+    if found is None:
         import numpy as np
         import shapely
         from shapely.strtree import STRtree
 
-        codes = np.array([c for c, _ in polys], dtype=object)
-        geoms = shapely.from_wkt([w for _, w in polys])
-        tree = STRtree(geoms)
-        for pdf in batches:
-            result = pd.Series([None] * len(pdf), index=pdf.index, dtype=object)
-            need = (
-                pdf["buurt_code"].isna()
-                & pdf["address_id"].isna()
-                & pdf["x"].notna()
-                & pdf["y"].notna()
-            )
-            if need.any():
-                pts = shapely.points(pdf.loc[need, "x"].to_numpy(), pdf.loc[need, "y"].to_numpy())
-                pt_idx, poly_idx = tree.query(pts, predicate="intersects")
-                found = pd.Series(codes[poly_idx], index=pdf.index[need][pt_idx])
-                # a point on a shared edge touches two buurten: the smallest code wins, so the
-                # result does not depend on the order of the polygons
-                found = found.groupby(level=0).min()
-                result.loc[found.index] = found.values
-            yield pdf.assign(point_buurt_code=result)
+        codes, wkb = polygons.value
+        if len(_TREES) >= _TREES_KEPT:
+            _TREES.clear()
+        found = (np.array(codes, dtype=object), STRtree(shapely.from_wkb(wkb)))
+        _TREES[key] = found
+    return found
 
-    return df.mapInPandas(locate, schema=out_schema)
+
+def with_point_buurt(df: DataFrame, *, polygons: Sequence[tuple[str, str]]) -> DataFrame:
+    """Add ``point_buurt_code``: the buurt whose polygon holds (x, y), for rows that need it.
+
+    Only rows without buurt_code and address_id are looked up. ``polygons`` are
+    (buurt_code, WKT) pairs, ~14k buurten and ~35 MB nationally: they go to the executors once,
+    as a broadcast of their WKB (parsed here, so a bad WKT fails before any task), and each
+    Python worker builds its STRtree once (``_buurt_tree``). Only the looked-up points' x and y
+    travel to Python, not the rows.
+    """
+    polys = [(code, wkt) for code, wkt in polygons if wkt]
+    if not polys:
+        return df.withColumn("point_buurt_code", F.lit(None).cast("string"))
+    import shapely
+
+    codes = [c for c, _ in polys]
+    wkb = [bytes(b) for b in shapely.to_wkb(shapely.from_wkt([w for _, w in polys]))]
+    digest = hashlib.sha256()
+    for code, b in zip(codes, wkb, strict=True):
+        digest.update(code.encode() + b"\0" + len(b).to_bytes(8, "little") + b)
+    key = digest.hexdigest()
+    shipped = df.sparkSession.sparkContext.broadcast((codes, wkb))
+
+    def locate(x: pd.Series, y: pd.Series) -> pd.Series:
+        import shapely
+
+        buurt_codes, tree = _buurt_tree(key, shipped)
+        result = pd.Series([None] * len(x), index=x.index, dtype=object)
+        need = x.notna() & y.notna()
+        if need.any():
+            pts = shapely.points(x[need].to_numpy(), y[need].to_numpy())
+            pt_idx, poly_idx = tree.query(pts, predicate="intersects")
+            found = pd.Series(buurt_codes[poly_idx], index=x.index[need][pt_idx])
+            # a point on a shared edge touches two buurten: the smallest code wins, so the
+            # result does not depend on the order of the polygons
+            found = found.groupby(level=0).min()
+            result.loc[found.index] = found.values
+        return result
+
+    needs_point = (
+        F.col("buurt_code").isNull()
+        & F.col("address_id").isNull()
+        & F.col("x").isNotNull()
+        & F.col("y").isNotNull()
+    )
+    # pyspark's stubs have no overload for a two-Series scalar UDF given as a function
+    point: Callable[[Column, Column], Column] = F.pandas_udf(locate, T.StringType())  # type: ignore[call-overload]
+    return df.withColumn(
+        "point_buurt_code", point(F.when(needs_point, F.col("x")), F.when(needs_point, F.col("y")))
+    )
 
 
 def add_point_rejects(validated: DataFrame, *, has_polygons: bool) -> DataFrame:

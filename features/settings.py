@@ -8,6 +8,7 @@ instead of silently using a default. Secrets never live here: they come from the
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import datetime as dt
 import re
@@ -20,11 +21,15 @@ from typing import Any
 # Features a model may never use (brief: no ethnicity, nationality, country of birth or religion).
 SENSITIVE_FEATURE_WORDS = (
     "etnic",
+    "etnisch",
     "ethnic",
     "nationalit",
     "herkomst",
     "origin",
     "migratie",
+    "migrant",
+    "allochto",
+    "autochto",
     "geboorteland",
     "country_of_birth",
     "birth_country",
@@ -55,9 +60,33 @@ class PeriodSettings:
 
 
 @dataclass(frozen=True)
+class InputSettings:
+    # Character encoding of the CSV inputs (a Java charset name, e.g. UTF-8, windows-1252);
+    # a byte sequence invalid in it makes its row a reject, rule <column>.encoding
+    encoding: str = "UTF-8"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    # `zicht store purge` removes stores not used for this many days
+    retention_days: int = 30
+    # false: always validate and link again, even when an unchanged input's store exists
+    reuse: bool = True
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    # how a finished run replaces the output: rename (atomic on local, HDFS, ABFS with a
+    # hierarchical namespace), pointer (run folder + CURRENT pointer written last: object
+    # stores), or auto (rename where the file system renames atomically, else pointer)
+    commit: str = "auto"
+
+
+@dataclass(frozen=True)
 class ValidationSettings:
     max_reject_share: float = 0.05
     strict: bool = False
+    # words added to the maintained list conf/base/forbidden_columns.yaml
     forbidden_columns: tuple[str, ...] = ()
 
 
@@ -203,7 +232,10 @@ class IndicatorSpec:
 class Settings:
     spark: SparkSettings = field(default_factory=SparkSettings)
     period: PeriodSettings = field(default_factory=PeriodSettings)
+    input: InputSettings = field(default_factory=InputSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
     coverage: Mapping[str, CoverageSettings] = field(default_factory=dict)
     disclosure: DisclosureSettings = field(default_factory=DisclosureSettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
@@ -429,8 +461,18 @@ def settings_from_mapping(data: Mapping[str, Any]) -> Settings:
 
 
 def _check(s: Settings) -> None:
+    try:
+        codecs.lookup(s.input.encoding)
+    except LookupError:
+        raise ConfigError(
+            f"input.encoding: {s.input.encoding!r} is not a known encoding (e.g. UTF-8)"
+        ) from None
     if not 0 <= s.validation.max_reject_share <= 1:
         raise ConfigError("validation.max_reject_share must be within 0..1")
+    if s.output.commit not in ("auto", "rename", "pointer"):
+        raise ConfigError("output.commit must be auto, rename or pointer")
+    if s.store.retention_days < 0:
+        raise ConfigError("store.retention_days must be 0 or more")
     if s.disclosure.min_count < 1:
         raise ConfigError("disclosure.min_count must be at least 1")
     if not 0 < s.disclosure.dominance_k <= 1:

@@ -1,19 +1,25 @@
 """Contract rules for every input table: typed casting, row rules, keys and references.
 
 Reads nothing and writes nothing. ``zicht.jobs.io`` hands each raw table (every contract column
-as text, extra columns already removed) to :func:`validate_table`, which returns one frame with
-the typed contract columns, the raw text (for the reject file), ``reject_rule`` (every rule the
-row broke, ``;``-separated, null when none) and ``is_excluded`` (outside a configured period or
-area: not a reject, but not used either). Rules follow ``../shared/CONTRACT.md`` section 1; rule
+as the source typed it, extra columns already removed) to :func:`validate_table`, which returns
+one frame with the typed contract columns, ``_raw_<column>`` (the source text where the typed
+value does not give it back, see :func:`typed_columns`), ``reject_rule`` (every rule the row
+broke, ``;``-separated, null when none) and ``is_excluded`` (outside a configured period or
+area: not a reject, but not used either). :func:`with_reject_text` turns it into the stored
+form (raw text on rejected rows only); :func:`accepted`, :func:`rejects` and
+:func:`parent_keys` read either form. Rules follow ``../shared/CONTRACT.md`` section 1; rule
 names are ``<column>.<rule>`` so an analyst can find the rule in the contract.
 
-Casting uses ``try_cast`` so a value that does not parse is a reject (``<column>.parse``), never
-a silent null, and Spark's ANSI mode never kills a job over one bad value.
+Casting uses ``try_cast`` so a value that does not parse or does not fit is a reject
+(``<column>.parse``), never a silent null, and Spark's ANSI mode never kills a job over one bad
+value.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +40,9 @@ from zicht.features.schemas import (
 )
 
 RAW_PREFIX = "_raw_"
+# array<string> of the contract columns whose decoded CSV text holds U+FFFD, when the reader
+# supplies it (zicht.jobs.io names it _invalid_encoding; _encoding_errors is the same flag)
+ENCODING_FLAGS = ("_encoding_errors", "_invalid_encoding")
 MIN_EVENT_DATE = dt.date(1990, 1, 1)
 BUURT_RE = r"^BU\d{4}[0-9A-Z]{4}$"
 WIJK_RE = r"^WK\d{4}[0-9A-Z]{2}$"
@@ -55,6 +64,36 @@ class Parent:
     keys: DataFrame
 
 
+# table -> (column, parent table): the references the contract names, checked in this order
+REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "addresses": (("buurt_code", "areas"),),
+    "incidents": (("buurt_code", "areas"), ("address_id", "addresses")),
+    "persons": (("address_id", "addresses"),),
+    "suspects": (("incident_id", "incidents"),),
+    "companies": (("address_id", "addresses"),),
+    "company_roles": (("company_id", "companies"),),
+    "signals": (("buurt_code", "areas"), ("address_id", "addresses")),
+    "property_transactions": (("address_id", "addresses"),),
+}
+KEY_HASH = "_key_hash"
+
+
+@dataclass(frozen=True)
+class Prechecked:
+    """The few rows that break a key or reference rule, found before the main pass.
+
+    A narrow pass over the key or reference column alone finds them
+    (:func:`key_hash_candidates`, :func:`duplicate_keys`, :func:`dangling_references`);
+    ``zicht.jobs.validate_inputs`` collects them when they are few. With them
+    :func:`validate_table` flags those rows by broadcast joins, and the main pass shuffles no
+    row at all; a rule without them (None, or a column missing from ``dangling``) takes the
+    shuffle: a window over the key, or a join with all the parent's keys.
+    """
+
+    duplicate_keys: DataFrame | None = None  # key columns: each key occurring more than once
+    dangling: Mapping[str, DataFrame] = field(default_factory=dict)  # column -> value, is_accepted
+
+
 @dataclass(frozen=True)
 class RuleContext:
     """What the rules need besides the row itself."""
@@ -69,52 +108,133 @@ class RuleContext:
     area_gemeenten: tuple[str, ...] = ()  # configured study area (empty: all)
 
 
+def _source_text(src: Column, dtype: T.DataType, kind: str) -> Column:
+    """A source value as text, the form a reject file shows (a timestamp date as its day)."""
+    if isinstance(dtype, T.StringType):
+        return src
+    if isinstance(dtype, (T.TimestampType, T.TimestampNTZType)) and kind == "date":
+        return F.date_format(src, "yyyy-MM-dd")
+    return src.cast("string")
+
+
+def _finite(value: Column) -> Column:
+    return F.when(~F.isnan(value) & (F.abs(value) != F.lit(float("inf"))), value)
+
+
+_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+_FRACTIONAL = (T.FloatType, T.DoubleType)
+
+
+def _typed_direct(src: Column, dtype: T.DataType, kind: str) -> Column | None:
+    """The typed value cast straight from a source that already has a logical type, or None
+    when the value must be parsed from its text (strings, decimals, anything else)."""
+    if kind == "integer":
+        if isinstance(dtype, _INTEGRAL):
+            return src.cast("long")
+        if isinstance(dtype, _FRACTIONAL):
+            # 12.0 from a tool that widened to floats is 12; a fraction, NaN or a value out of
+            # the 64-bit range does not fit (try_cast truncates 1.5 to 1, hence the round trip)
+            whole = _finite(src).try_cast("long")
+            return F.when(whole.cast("double") == src.cast("double"), whole)
+    elif kind == "double":
+        if isinstance(dtype, _INTEGRAL + _FRACTIONAL):
+            return _finite(src.cast("double"))
+    elif kind == "date":
+        if isinstance(dtype, T.DateType):
+            return src
+        if isinstance(dtype, (T.TimestampType, T.TimestampNTZType)):
+            return src.cast("date")
+    return None
+
+
+def _typed_from_text(text: Column, kind: str) -> Column:
+    """The typed value parsed from text (CSV, or a Parquet string column)."""
+    if kind == "integer":
+        # integers may come as 12.0 from tools that widen to floats; a fraction or a value out
+        # of the 64-bit range is a reject
+        as_dec = text.try_cast("decimal(38, 6)")
+        return F.when(as_dec == F.floor(as_dec), as_dec.try_cast("long"))
+    if kind == "double":
+        return _finite(text.try_cast("double"))
+    if kind == "date":
+        # accept an ISO timestamp text as well (a date column written as timestamp)
+        return F.coalesce(
+            F.try_to_date(text, "yyyy-MM-dd"), text.try_cast("timestamp").cast("date")
+        )
+    raise ValueError(kind)  # pragma: no cover - schema kinds are fixed
+
+
 def typed_columns(raw: DataFrame, schema: TableSchema) -> DataFrame:
-    """Add typed contract columns next to the raw text ones (``_raw_<name>``).
+    """The typed contract columns, and ``_raw_<name>`` where the source text is not their text.
 
     ``raw`` holds every contract column (missing optional ones as null) in whatever type the
-    source gave; a Parquet timestamp becomes a date, everything else goes through its text form.
+    source gave. A source that already has the column's logical type (any integer width for an
+    integer, an integer or float for a double, a date or timestamp for a date) is cast
+    directly; only text (CSV, Parquet strings, decimals) is parsed. Either way a value that does
+    not parse or does not fit becomes null here and a ``<name>.parse`` reject in the rules.
+
+    The raw text of a row is what its reject file shows, but only rejected rows need it, and
+    the rules shuffle every row (key windows, reference joins). So ``_raw_<name>`` is kept only
+    where the typed value cast back to a string is not the source text: a value that did not
+    parse, ``12.0`` read as 12, ``1e3`` read as 1000.0, ``120500`` read as 120500.0 (CSV
+    doubles written without a decimal point). Elsewhere it is null and :func:`raw_text`
+    rebuilds the text from the typed value; string columns never need it, since their typed
+    value is their text. Typed Parquet input thus carries (almost) no raw text at all.
     """
-    out = raw
+    contract = {c.name for c in schema.columns}
+    others = [F.col(f"`{c}`") for c in raw.columns if c not in contract]
+    texts, typed = [], []
     for c in schema.columns:
         src = F.col(c.name)
         dtype = raw.schema[c.name].dataType
-        if isinstance(dtype, T.StringType):
-            text = src
-        elif isinstance(dtype, (T.TimestampType, T.TimestampNTZType)) and c.kind == "date":
-            text = F.date_format(src, "yyyy-MM-dd")
-        else:
-            text = src.cast("string")
+        text = _source_text(src, dtype, c.kind)
         if c.name == "crime_code":
             text = F.trim(text)  # open-data exports carry a trailing space
         # An empty or blank text is a missing value (CSV cannot tell them apart).
-        text = F.when(F.trim(text) == "", F.lit(None)).otherwise(text)
-        out = out.withColumn(RAW_PREFIX + c.name, text)
-    for c in schema.columns:
+        texts.append(F.when(F.trim(text) != "", text).alias(RAW_PREFIX + c.name))
+        value = None if c.kind == "string" else _typed_direct(src, dtype, c.kind)
+        typed.append(value)
+    # the text first, under its own name, so a parse reads it once
+    out = raw.select(*others, *[F.col(c.name) for c in schema.columns], *texts)
+    cols: list[Column] = []
+    for c, value in zip(schema.columns, typed, strict=True):
         text = F.col(RAW_PREFIX + c.name)
         if c.kind == "string":
-            typed = text
-        elif c.kind == "integer":
-            # integers may come as 12.0 from tools that widen to floats; a fraction or a value
-            # out of the 64-bit range is a reject
-            as_dec = F.expr(f"try_cast(`{RAW_PREFIX + c.name}` as decimal(38, 6))")
-            whole = F.expr(
-                f"try_cast(try_cast(`{RAW_PREFIX + c.name}` as decimal(38, 6)) as bigint)"
-            )
-            typed = F.when(as_dec == F.floor(as_dec), whole)
-        elif c.kind == "double":
-            typed = F.expr(f"try_cast(`{RAW_PREFIX + c.name}` as double)")
-            typed = F.when(~F.isnan(typed) & (F.abs(typed) != F.lit(float("inf"))), typed)
-        elif c.kind == "date":
-            typed = F.expr(f"try_to_date(`{RAW_PREFIX + c.name}`, 'yyyy-MM-dd')")
-            # accept an ISO timestamp text as well (a date column written as timestamp)
-            typed = F.coalesce(
-                typed, F.expr(f"try_cast(try_cast(`{RAW_PREFIX + c.name}` as timestamp) as date)")
-            )
-        else:  # pragma: no cover - schema kinds are fixed
-            raise ValueError(c.kind)
-        out = out.withColumn(c.name, typed)
-    return out
+            cols.append(text.alias(c.name))
+        elif value is not None:
+            cols += [value.alias(c.name), text]
+        else:
+            cols += [_typed_from_text(text, c.kind).alias(c.name), text]
+    out = out.select(*others, *cols)
+    # keep the text only where the typed value does not give it back
+    return out.select(
+        *others,
+        *[F.col(c.name) for c in schema.columns],
+        *[
+            _carried_text(c.name, raw.schema[c.name].dataType, c.kind).alias(RAW_PREFIX + c.name)
+            for c in schema.columns
+        ],
+    )
+
+
+def _carried_text(name: str, dtype: T.DataType, kind: str) -> Column:
+    """``_raw_<name>`` where the typed value cast to a string is not the text, else null."""
+    text, typed = F.col(RAW_PREFIX + name), F.col(name)
+    exact = (
+        kind == "string"
+        or (kind == "integer" and isinstance(dtype, _INTEGRAL))
+        or (kind == "date" and isinstance(dtype, T.DateType))
+    )
+    if exact:  # the cast gives the text back whenever there is one
+        return F.lit(None).cast("string")
+    if kind == "double" and isinstance(dtype, T.DoubleType):
+        return F.when(typed.isNull(), text)  # NaN or infinity, else the same double
+    return F.when(~text.eqNullSafe(typed.cast("string")), text)
+
+
+def raw_text(column: str) -> Column:
+    """The raw text of a contract column of a validated frame, as its reject file shows it."""
+    return F.coalesce(F.col(RAW_PREFIX + column), F.col(column).cast("string"))
 
 
 def _rule(name: str, broken: Column) -> Column:
@@ -129,11 +249,12 @@ def _base_rules(schema: TableSchema) -> list[Column]:
     """Presence and parse rules every table has."""
     rules: list[Column] = []
     for c in schema.columns:
-        raw = F.col(RAW_PREFIX + c.name)
+        # without a typed value, _raw_<name> holds the text that did not parse, if any
+        typed, text = F.col(c.name), F.col(RAW_PREFIX + c.name)
         if not c.nullable:
-            rules.append(_rule(f"{c.name}.required", raw.isNull()))
+            rules.append(_rule(f"{c.name}.required", typed.isNull() & text.isNull()))
         if c.kind != "string":
-            rules.append(_rule(f"{c.name}.parse", raw.isNotNull() & F.col(c.name).isNull()))
+            rules.append(_rule(f"{c.name}.parse", typed.isNull() & text.isNotNull()))
     return rules
 
 
@@ -144,31 +265,57 @@ def _date_rules(col: str, ctx: RuleContext, *, event: bool) -> list[Column]:
     return rules
 
 
-def _key_rule(schema: TableSchema, df: DataFrame) -> tuple[DataFrame, Column]:
-    """Flag every row whose key occurs more than once (all copies: none can be trusted)."""
-    key = [k for k in schema.key if k in df.columns]
-    w = Window.partitionBy(*[F.col(k) for k in key])
-    df = df.withColumn("_key_n", F.count(F.lit(1)).over(w))
-    return df, _rule(f"{'+'.join(key)}.unique", F.col("_key_n") > 1)
+def _key_rule(
+    schema: TableSchema, df: DataFrame, duplicates: DataFrame | None
+) -> tuple[DataFrame, Column]:
+    """Flag every row whose key occurs more than once (all copies: none can be trusted).
+
+    With ``duplicates`` (the keys that occur more than once, found beforehand and few) a
+    broadcast join flags them; without, a window over the key shuffles every row.
+    """
+    key = list(schema.key)
+    rule = f"{'+'.join(key)}.unique"
+    if duplicates is None:
+        w = Window.partitionBy(*[F.col(k) for k in key])
+        df = df.withColumn("_key_n", F.count(F.lit(1)).over(w))
+        return df, _rule(rule, F.col("_key_n") > 1)
+    dups = duplicates.select(
+        *[F.col(k).alias(f"_dk_{k}") for k in key], F.lit(True).alias("_key_dup")
+    )
+    # null-safe: a window groups null keys together, so the join must match them too
+    same = functools.reduce(operator.and_, [F.col(k).eqNullSafe(F.col(f"_dk_{k}")) for k in key])
+    df = df.join(F.broadcast(dups), same, "left").drop(*[f"_dk_{k}" for k in key])
+    return df, _rule(rule, F.col("_key_dup").isNotNull())
 
 
 def _ref_rules(
-    df: DataFrame, col: str, parent: Parent | None, parent_key: str, *, tag: str
+    df: DataFrame, col: str, parent: Parent | None, *, dangling: DataFrame | None
 ) -> tuple[DataFrame, list[Column]]:
-    """``col`` must exist among the parent's keys and point at an accepted row."""
+    """``col`` must exist among the parent's keys and point at an accepted row.
+
+    With ``dangling`` (the values of ``col`` that are missing or rejected in the parent, found
+    beforehand and few: :func:`dangling_references`) a broadcast join flags them; without, the
+    rows are joined to all the parent's keys (a shuffle, unless the parent is areas).
+    """
     if parent is None:
         return df, []
-    flag = f"_ref_{tag}"
-    keys = parent.keys.select(
-        F.col(parent_key).alias(f"_rk_{tag}"), F.col("is_accepted").alias(flag)
-    )
-    df = df.join(
-        F.broadcast(keys) if parent.table == "areas" else keys,
-        F.col(col) == F.col(f"_rk_{tag}"),
-        "left",
-    ).drop(f"_rk_{tag}")
+    flag, found, key = f"_ref_{parent.table}", f"_hit_{parent.table}", f"_rk_{parent.table}"
+    if dangling is not None:
+        bad = dangling.select(
+            F.col("value").alias(key), F.col("is_accepted").alias(flag), F.lit(True).alias(found)
+        )
+        df = df.join(F.broadcast(bad), F.col(col) == F.col(key), "left").drop(key)
+        missing = F.col(found).isNotNull() & F.col(flag).isNull()
+    else:
+        keys = parent.keys.select(F.col(col).alias(key), F.col("is_accepted").alias(flag))
+        df = df.join(
+            F.broadcast(keys) if parent.table == "areas" else keys,
+            F.col(col) == F.col(key),
+            "left",
+        ).drop(key)
+        missing = F.col(col).isNotNull() & F.col(flag).isNull()
     return df, [
-        _rule(f"{col}.not_in_{parent.table}", F.col(col).isNotNull() & F.col(flag).isNull()),
+        _rule(f"{col}.not_in_{parent.table}", missing),
         _rule(f"{col}.refers_to_rejected_{parent.table}", F.col(col).isNotNull() & ~F.col(flag)),
     ]
 
@@ -182,7 +329,7 @@ def _rd_rules(prefix: str = "") -> list[Column]:
 
 
 def _table_rules(
-    name: str, df: DataFrame, ctx: RuleContext
+    name: str, df: DataFrame, ctx: RuleContext, prechecked: Prechecked
 ) -> tuple[DataFrame, list[Column], Column]:
     """Rules specific to one table; returns (frame with helper columns, rules, is_excluded)."""
     p = ctx.parents
@@ -259,10 +406,6 @@ def _table_rules(
             )
         else:
             df = df.withColumn("crime_class", F.when(is_class, code))
-        df, r = _ref_rules(df, "buurt_code", p.get("areas"), "buurt_code", tag="area")
-        rules += r
-        df, r = _ref_rules(df, "address_id", p.get("addresses"), "address_id", tag="addr")
-        rules += r
         if p.get("addresses") is None:
             # without the addresses table an address-only incident cannot be placed in a buurt
             rules.append(
@@ -281,8 +424,6 @@ def _table_rules(
             _rule("floor_area_m2.positive", F.col("floor_area_m2") <= 0),
             _rule("woz_value_eur.negative", F.col("woz_value_eur") < 0),
         ]
-        df, r = _ref_rules(df, "buurt_code", p.get("areas"), "buurt_code", tag="area")
-        rules += r
     elif name == "persons":
         ref_year = (ctx.reference_date or ctx.run_date).year
         rules += [
@@ -307,11 +448,7 @@ def _table_rules(
                 (F.col("snapshot_year") < 1900) | (F.col("snapshot_year") > ctx.run_date.year),
             )
         )
-        df, r = _ref_rules(df, "address_id", p.get("addresses"), "address_id", tag="addr")
-        rules += r
     elif name == "suspects":
-        df, r = _ref_rules(df, "incident_id", p.get("incidents"), "incident_id", tag="inc")
-        rules += r
         if p.get("incidents") is not None:
             # a suspect of an incident that is excluded (outside the period) is excluded too
             df = df.join(
@@ -337,8 +474,6 @@ def _table_rules(
                 F.col("deregistered_date") < F.col("registered_date"),
             ),
         ]
-        df, r = _ref_rules(df, "address_id", p.get("addresses"), "address_id", tag="addr")
-        rules += r
     elif name == "company_roles":
         rules += [
             _rule("role.vocabulary", _vocab("role", ROLES)),
@@ -346,8 +481,6 @@ def _table_rules(
             *_date_rules("end_date", ctx, event=False),
             _rule("end_date.before_start", F.col("end_date") < F.col("start_date")),
         ]
-        df, r = _ref_rules(df, "company_id", p.get("companies"), "company_id", tag="comp")
-        rules += r
         if p.get("companies") is None:
             rules.append(_rule("company_id.not_in_companies", F.col("company_id").isNotNull()))
     elif name == "signals":
@@ -357,10 +490,6 @@ def _table_rules(
             _rule("source.vocabulary", _vocab("source", SIGNAL_SOURCES)),
             _rule("location.missing", F.col("address_id").isNull() & F.col("buurt_code").isNull()),
         ]
-        df, r = _ref_rules(df, "buurt_code", p.get("areas"), "buurt_code", tag="area")
-        rules += r
-        df, r = _ref_rules(df, "address_id", p.get("addresses"), "address_id", tag="addr")
-        rules += r
         if p.get("addresses") is None:
             # without the addresses table an address-only signal cannot be placed in a buurt
             rules.append(
@@ -382,31 +511,96 @@ def _table_rules(
             _rule("price_eur.positive", F.col("price_eur") <= 0),
             _rule("buyer_kind.vocabulary", _vocab("buyer_kind", BUYER_KINDS)),
         ]
-        df, r = _ref_rules(df, "address_id", p.get("addresses"), "address_id", tag="addr")
-        rules += r
         if p.get("addresses") is None:
             rules.append(_rule("address_id.no_addresses_table", F.col("address_id").isNotNull()))
     elif name == "household_income":
         rules.append(
             _rule("year.range", (F.col("year") < 1900) | (F.col("year") > ctx.run_date.year))
         )
+    for col, parent_table in REFERENCES.get(name, ()):
+        df, r = _ref_rules(df, col, p.get(parent_table), dangling=prechecked.dangling.get(col))
+        rules += r
     return df, rules, excluded
 
 
-def validate_table(name: str, raw: DataFrame, ctx: RuleContext) -> DataFrame:
-    """Typed columns + ``reject_rule`` + ``is_excluded`` for one input table (no actions).
+def key_hash_candidates(raw: DataFrame, name: str) -> DataFrame:
+    """``_key_hash`` values (xxhash64 of the typed key) held by more than one row (no actions).
 
-    ``raw`` must hold every contract column of the table (see ``zicht.jobs.io``).
+    Every duplicated key is among them, and so, rarely, are keys whose hashes collide: the
+    narrow first step of the unique rule (eight bytes a row are shuffled, not the row).
     """
     schema = INPUT_TABLES[name]
+    typed = typed_columns(raw, schema)
+    return (
+        typed.groupBy(F.xxhash64(*schema.key).alias(KEY_HASH))
+        .count()
+        .where(F.col("count") > 1)
+        .select(KEY_HASH)
+    )
+
+
+def duplicate_keys(raw: DataFrame, name: str, *, candidates: DataFrame) -> DataFrame:
+    """The typed keys that occur more than once, among the rows whose key hash is a candidate
+    (:func:`key_hash_candidates`, few: broadcast). No actions."""
+    schema = INPUT_TABLES[name]
+    key = list(schema.key)
+    typed = typed_columns(raw, schema).select(*key, F.xxhash64(*key).alias(KEY_HASH))
+    return (
+        typed.join(F.broadcast(candidates), KEY_HASH, "left_semi")
+        .groupBy(*key)
+        .count()
+        .where(F.col("count") > 1)
+        .select(*key)
+    )
+
+
+def dangling_references(
+    raw: DataFrame, name: str, parents: Mapping[str, Parent]
+) -> dict[str, DataFrame]:
+    """Per reference column (parents other than areas, whose keys are broadcast anyway): its
+    distinct values that are missing (``is_accepted`` null) or rejected (false) in the parent.
+    No actions; the child's column alone is read and shuffled."""
+    typed = typed_columns(raw, INPUT_TABLES[name])
+    out: dict[str, DataFrame] = {}
+    for col, parent_table in REFERENCES.get(name, ()):
+        parent = parents.get(parent_table)
+        if parent is None or parent_table == "areas":
+            continue
+        values = typed.select(F.col(col).alias("value")).where(F.col("value").isNotNull())
+        keys = parent.keys.select(F.col(col).alias("value"), "is_accepted")
+        out[col] = (
+            values.distinct()
+            .join(keys, "value", "left")
+            .where(~F.coalesce(F.col("is_accepted"), F.lit(False)))
+        )
+    return out
+
+
+def validate_table(
+    name: str, raw: DataFrame, ctx: RuleContext, *, prechecked: Prechecked | None = None
+) -> DataFrame:
+    """Typed columns + ``reject_rule`` + ``is_excluded`` for one input table (no actions).
+
+    ``raw`` must hold every contract column of the table (see ``zicht.jobs.io``);
+    ``prechecked``: see :class:`Prechecked` (the result is the same with or without).
+    """
+    schema = INPUT_TABLES[name]
+    pre = prechecked or Prechecked()
     df = typed_columns(raw, schema)
     rules = _base_rules(schema)
     if "_corrupt_record" in raw.columns:
         # CSV rows with the wrong number of fields (the reader keeps the raw line here)
         rules.append(_rule("row.malformed", F.col("_corrupt_record").isNotNull()))
-    df, key_rule = _key_rule(schema, df)
+    flags = [F.col(f) for f in ENCODING_FLAGS if f in raw.columns]
+    if flags:
+        # the decoder replaced a byte sequence invalid in the encoding with U+FFFD in these
+        # columns: a reject, never a silent replacement character in the outputs
+        for c in schema.columns:
+            listed = [F.array_contains(f, F.lit(c.name)) for f in flags]
+            rules.append(_rule(f"{c.name}.encoding", functools.reduce(operator.or_, listed)))
+    df, key_rule = _key_rule(schema, df, pre.duplicate_keys)
     rules.append(key_rule)
-    df, extra, excluded = _table_rules(name, df, ctx)
+    df, extra, excluded = _table_rules(name, df, ctx, pre)
     rules += extra
     reasons = F.array_compact(F.array(*rules))
     df = df.withColumn(
@@ -416,6 +610,20 @@ def validate_table(name: str, raw: DataFrame, ctx: RuleContext) -> DataFrame:
     if name == "incidents":
         keep.append("crime_class")
     return df.select(*keep, "reject_rule", "is_excluded")
+
+
+def with_reject_text(validated: DataFrame, name: str) -> DataFrame:
+    """The validated frame as it is stored: ``_raw_<column>`` holds the whole raw text on
+    rejected rows and is null on every other row (Parquet stores those nulls almost free).
+
+    Call it after the last rule that can reject a row (``add_point_rejects`` for incidents):
+    a row rejected later would lose the text the typed value does not give back.
+    """
+    rejected = F.col("reject_rule").isNotNull()
+    raw = {
+        RAW_PREFIX + c.name: F.when(rejected, raw_text(c.name)) for c in INPUT_TABLES[name].columns
+    }
+    return validated.withColumns(raw)
 
 
 def accepted(validated: DataFrame, name: str) -> DataFrame:
@@ -429,10 +637,15 @@ def accepted(validated: DataFrame, name: str) -> DataFrame:
 
 
 def rejects(validated: DataFrame, name: str) -> DataFrame:
-    """Rejected rows as they came in (contract columns as text) with ``reject_rule``."""
+    """Rejected rows as they came in (contract columns as text) with ``reject_rule``.
+
+    Works on the frame :func:`validate_table` returns and on the stored one
+    (:func:`with_reject_text`) alike: the text is ``_raw_<column>`` where set, else the typed
+    value's own text.
+    """
     schema = INPUT_TABLES[name]
     return validated.where(F.col("reject_rule").isNotNull()).select(
-        *[F.col(RAW_PREFIX + c.name).alias(c.name) for c in schema.columns], "reject_rule"
+        *[raw_text(c.name).alias(c.name) for c in schema.columns], "reject_rule"
     )
 
 

@@ -13,7 +13,10 @@ from collections.abc import Sequence
 JOBS: dict[str, tuple[str, str]] = {
     "synth": ("zicht.jobs.synth", "write a synthetic input folder with planted ground truth"),
     "run": ("zicht.jobs.run", "run the whole pipeline on an input folder"),
-    "ingest": ("zicht.jobs.ingest", "stage job: validate and link an input folder into OUTPUT"),
+    "ingest": (
+        "zicht.jobs.ingest",
+        "stage job: validate and link an input folder into the store, start OUTPUT",
+    ),
     "indicators": ("zicht.jobs.indicators", "stage job: the indicator catalogue on OUTPUT"),
     "models": ("zicht.jobs.models", "stage job: typology, anomalies, hot spots on OUTPUT"),
     "export": (
@@ -24,6 +27,7 @@ JOBS: dict[str, tuple[str, str]] = {
         "zicht.jobs.network",
         "`zicht network build --from OUTPUT` (stage job), `zicht network disrupt ...`",
     ),
+    "store": ("zicht.jobs.store", "`zicht store purge --store ROOT`: remove stores past retention"),
     "experiment": ("zicht.jobs.experiment", "sweep area-typology candidates, one MLflow run each"),
     "pseudonymize": (
         "zicht.jobs.pseudonymize",
@@ -44,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if args else 2
+    if args[0] == "--version":
+        from zicht.jobs.pipeline import version
+        from zicht.jobs.store import CONTRACT_VERSION
+
+        print(f"zicht {version()} (data contract version {CONTRACT_VERSION})")
+        return 0
     name, rest = args[0], args[1:]
     if name not in JOBS:
         print(f"zicht: unknown command {name!r}\n\n{USAGE}", file=sys.stderr)

@@ -3,12 +3,15 @@
 Reads ``zicht.conf`` (the committed ``conf/base`` folder, shipped inside the wheel),
 ``conf/local/zicht.yaml`` when run from a checkout that has one (ignored by git), and the file
 given with ``--conf``. Mappings merge key by key; lists and scalars are replaced, so an overlay
-narrows a phenomenon by giving its ``classes`` anew. Writes nothing.
+narrows a phenomenon by giving its ``classes`` anew. The maintained list of identifier and
+sensitive column names (``conf/base/forbidden_columns.yaml``) is read apart from the settings,
+so no overlay can shorten it (``validation.forbidden_columns`` adds words). Writes nothing.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections.abc import Mapping
 from importlib import resources
@@ -17,9 +20,11 @@ from typing import Any
 
 import yaml
 
+from zicht.features.names import NameList, name_list_from_mapping
 from zicht.features.settings import ConfigError, Settings, settings_from_mapping
 
 BASE_FILES = ("zicht.yaml", "phenomena.yaml")
+FORBIDDEN_COLUMNS_FILE = "forbidden_columns.yaml"
 LOCAL_OVERRIDE = Path(__file__).resolve().parents[1] / "conf" / "local" / "zicht.yaml"
 
 
@@ -73,3 +78,10 @@ def load_crime_codes() -> list[tuple[str, str]]:
     """(incident_code or '', crime_class) pairs from the CBS 47018NED table in conf/base."""
     text = _read_base("crime_codes.csv")
     return [(r["incident_code"], r["crime_class"]) for r in csv.DictReader(io.StringIO(text))]
+
+
+@functools.cache
+def load_forbidden_columns() -> NameList:
+    """The maintained identifier and sensitive column names (``conf/base``, read once)."""
+    where = f"conf/base/{FORBIDDEN_COLUMNS_FILE}"
+    return name_list_from_mapping(_yaml(_read_base(FORBIDDEN_COLUMNS_FILE), where))

@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 
 from zicht.features.settings import ConfigError, ExperimentSettings, Settings
 from zicht.jobs.config import load_settings
-from zicht.jobs.runtime import mlflow_tracking_uri
+from zicht.jobs.runtime import add_verbosity_flags, configure_logging, mlflow_tracking_uri
 from zicht.models.typology import (
     TypologySpec,
     candidate_table,
@@ -66,6 +66,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--features", required=True, help="restricted/area_features.parquet of a zicht run"
     )
+    add_verbosity_flags(p)
     return p.parse_args(argv)
 
 
@@ -107,6 +108,7 @@ def _store_dir(features: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    configure_logging(args.verbosity)
     features_path = Path(args.features)
     try:
         settings = load_settings(args.conf)

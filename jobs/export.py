@@ -26,18 +26,14 @@ frames on the driver.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import html
+import io
 import json
 import logging
 import math
-import shutil
 import sys
-import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -52,15 +48,14 @@ from zicht.features.export import (
     pseudonym_values,
 )
 from zicht.features.schemas import PSEUDONYM_COLUMNS
-from zicht.features.settings import ConfigError, IndicatorSpec, Settings
-from zicht.jobs.io import InputError, find_table
-from zicht.jobs.outputs import OutputRefused, require_zicht_output
-from zicht.jobs.runtime import add_verbosity_flags, configure_logging
-from zicht.jobs.stages import PipelineError, hash_output, stage, use_mlflow
+from zicht.features.settings import IndicatorSpec
+from zicht.jobs import fs as fsmod
+from zicht.jobs.context import PrivacyRefusal, RunContext
 
 log = logging.getLogger("zicht")
 
 LEVEL_FILES = {lvl: f"export/indicators_{lvl}.csv" for lvl in ("buurt", "wijk", "gemeente")}
+RELEASES_DIR = "zicht_releases"  # beside the register: each release's published pattern
 
 LEVEL_SHEETS = {"buurt": "Buurten", "wijk": "Wijken", "gemeente": "Gemeenten"}
 # CBS StatLine's symbols: "x" geheim (confidential), "." gegevens ontbreken (not available), a
@@ -96,41 +91,55 @@ NUMBER_FORMAT = {
 # --------------------------------------------------------------------------- leak guard
 
 
-def file_text(path: Path) -> str:
+def file_text(name: str, data: bytes) -> str:
     """The text of one export file; an XLSX (a zip of XML parts) as all its parts together."""
-    if path.suffix == ".xlsx":
-        with zipfile.ZipFile(path) as z:
+    if name.endswith(".xlsx"):
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
             return "\n".join(z.read(n).decode("utf-8", "replace") for n in sorted(z.namelist()))
-    return path.read_text(encoding="utf-8", errors="replace")
+    return data.decode("utf-8", errors="replace")
 
 
-def scan_export(spark: SparkSession, export_dir: Path, input_dir: Path) -> list[str]:
-    """Problems (empty: clean): export files holding a value of an input pseudonym column.
+def store_pseudonyms(ctx: RunContext) -> tuple[dict[str, DataFrame], dict[str, tuple[str, ...]]]:
+    """The store's validated tables and their pseudonym columns: the typed value of every row
+    and the raw text of rejected rows, so every pseudonym of the input is covered without
+    reading the input again."""
+    tables: dict[str, DataFrame] = {}
+    columns: dict[str, tuple[str, ...]] = {}
+    for name, cols in PSEUDONYM_COLUMNS.items():
+        if name not in ctx.store_facts.get("accounting", {}):
+            continue
+        validated = ctx.read("validated", table=name)
+        tables[name] = validated
+        columns[name] = tuple(
+            c for col in cols for c in (col, f"_raw_{col}") if c in validated.columns
+        )
+    return tables, columns
+
+
+def scan_export(
+    spark: SparkSession,
+    files: fsmod.FileSystem,
+    export_dir: str,
+    tables: Mapping[str, DataFrame],
+    columns: Mapping[str, Sequence[str]] = PSEUDONYM_COLUMNS,
+) -> list[str]:
+    """Problems (empty: clean): export files holding a value of a pseudonym column of
+    ``tables`` (``columns`` per table).
 
     The tokens of every file (small: see ``export_tokens``) go to Spark and meet the pseudonym
-    columns read straight from the input files, so every pseudonym is covered, including those
-    of rows the validation rejected.
+    columns, so the pseudonyms never come to the driver.
     """
     rows = [
-        (p.relative_to(export_dir).as_posix(), tok)
-        for p in sorted(export_dir.rglob("*"))
-        if p.is_file()
-        for tok in sorted(export_tokens(file_text(p)))
-    ]
-    tables: dict[str, DataFrame] = {}
-    for name in PSEUDONYM_COLUMNS:
-        found = find_table(str(input_dir), name)
-        if found is None:
-            continue
-        path, fmt = found
-        reader = spark.read
-        tables[name] = (
-            reader.parquet(path) if fmt == "parquet" else reader.option("header", True).csv(path)
+        (rel, tok)
+        for rel, _ in files.walk(export_dir)
+        for tok in sorted(
+            export_tokens(file_text(rel, files.read_bytes(fsmod.join(export_dir, rel))))
         )
+    ]
     if not rows or not tables:
         return []
     tokens = spark.createDataFrame(rows, "file string, token string")
-    values = pseudonym_values(tables, columns=PSEUDONYM_COLUMNS)
+    values = pseudonym_values(tables, columns=columns)
     hits = find_pseudonyms(tokens, values).orderBy("file", "token").limit(50).collect()
     by_file: dict[str, int] = {}
     for r in hits:
@@ -159,9 +168,7 @@ def wide_table(pub: pd.DataFrame, *, indicators: Sequence[str]) -> pd.DataFrame:
     return wide.rename(columns={"area_code": "gebiedscode", "area_name": "naam", "year": "jaar"})
 
 
-def write_xlsx(
-    pub: pd.DataFrame, codebook: pd.DataFrame, path: Path, *, report: Mapping[str, object]
-) -> None:
+def write_xlsx(pub: pd.DataFrame, codebook: pd.DataFrame, *, report: Mapping[str, object]) -> bytes:
     """``indicators.xlsx``: Buurten, Wijken, Gemeenten (wide), Codeboek, Tekens, Toelichting.
 
     Streamed (openpyxl's write-only mode): the national Buurten sheet holds ~28k rows x ~165
@@ -170,13 +177,33 @@ def write_xlsx(
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
+    from zicht.features.export import FORMULA_STARTS
+
     units = dict(zip(codebook["indicator"], codebook["unit"], strict=True))
     indicators = list(codebook["indicator"])
     wb = Workbook(write_only=True)
     bold = Font(bold=True)
 
+    # Text a spreadsheet could run as a formula (or read as an error code: "#N/A") is written
+    # as a text cell with its text unchanged, never as a formula cell.
+    risky = (*FORMULA_STARTS, "#")
+
+    def cell(ws: Any, value: object) -> Any:
+        c = WriteOnlyCell(ws, value=value)
+        if isinstance(value, str) and value.startswith(risky):
+            c.data_type = "s"  # openpyxl made "=..." a formula cell
+            c.quotePrefix = True  # and Excel keeps it text when the partner edits the cell
+        return c
+
+    def text(ws: Any, value: object) -> Any:
+        # other values stay plain: a cell object for each would slow the streamed sheets
+        return cell(ws, value) if isinstance(value, str) and value.startswith(risky) else value
+
+    def text_row(ws: Any, values: Sequence[object]) -> list[Any]:
+        return [text(ws, v) for v in values]
+
     def header_row(ws: Any, names: Sequence[object]) -> list[Any]:
-        cells = [WriteOnlyCell(ws, value=name) for name in names]
+        cells = [cell(ws, name) for name in names]
         for c in cells:
             c.font = bold
         return cells
@@ -194,7 +221,7 @@ def write_xlsx(
                     cells.append(WriteOnlyCell(ws, value=x))
                     cells[-1].number_format = fmt
                 else:
-                    cells.append(None if x == "" else x)
+                    cells.append(None if x == "" else text(ws, x))
             ws.append(cells)
 
     ws = wb.create_sheet("Codeboek")
@@ -202,13 +229,14 @@ def write_xlsx(
               "teller", "noemer", "bronnen", "kanttekeningen"]  # fmt: skip
     ws.append(header_row(ws, header))
     for r in codebook.itertuples(index=False):
-        ws.append([r.indicator, r.phenomenon, r.definition, UNIT_NL.get(r.unit, r.unit),
-                   r.numerator, r.denominator, r.sources, r.caveats])  # fmt: skip
+        values = [r.indicator, r.phenomenon, r.definition, UNIT_NL.get(r.unit, r.unit),
+                  r.numerator, r.denominator, r.sources, r.caveats]  # fmt: skip
+        ws.append(text_row(ws, values))
 
     ws = wb.create_sheet("Tekens")
     ws.append(header_row(ws, ["teken", "betekenis", "toelichting"]))
     for row in SYMBOL_ROWS:
-        ws.append(list(row))
+        ws.append(text_row(ws, row))
 
     ws = wb.create_sheet("Toelichting")
     params = report.get("parameters", {})
@@ -222,8 +250,10 @@ def write_xlsx(
         "De definities staan in het blad Codeboek.",
     ]
     for line in lines:
-        ws.append([line])
-    wb.save(path)
+        ws.append(text_row(ws, [line]))
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------- report page
@@ -475,32 +505,98 @@ def release_entry(
     definitions (what a later release could be differenced against)."""
     return {
         "run_id": run_id,
+        "digest_scheme": fsmod.DIGEST_SCHEME,
         "inputs": {t: a.get("sha256") for t, a in sorted(inputs.items())},
         "rules": dict(rules),
         "phenomena": {k: phenomena[k] for k in sorted(phenomena)},
     }
 
 
-def register_release(
-    register: Path, entry: Mapping[str, object], *, force: bool = False
-) -> list[str]:
-    """Check ``entry`` against the register beside the MLflow store and add it.
+def read_register(fs: fsmod.FileSystem, register: str) -> list[dict[str, Any]]:
+    if not fs.exists(register):
+        return []
+    releases: list[dict[str, Any]] = json.loads(fs.read_text(register))
+    return releases
 
-    Returns the conflicts (``release_conflicts``); with conflicts and not ``force`` nothing is
-    added and the caller must stop the export. A forced release is recorded with
-    ``"forced": true``. The register holds hashes and rules only, nothing person-level.
-    """
+
+def migrate_register(
+    releases: list[dict[str, Any]], entry: Mapping[str, Any], legacy: Mapping[str, str | None]
+) -> list[dict[str, Any]]:
+    """Entries written before digests had a scheme hold per-file sha256 of local inputs (and
+    null for remote ones). An old entry whose hashes equal this input's legacy hashes is the
+    same data: it gets this run's digests, so the register compares one scheme only. An old
+    entry with a null hash could be any data, so it is compared as if it were the same."""
+    out = []
+    for old in releases:
+        if old.get("digest_scheme") == fsmod.DIGEST_SCHEME:
+            out.append(old)
+            continue
+        inputs = old.get("inputs") or {}
+        same = set(inputs) == set(entry["inputs"]) and all(
+            v is None or v == legacy.get(t) for t, v in inputs.items()
+        )
+        migrated = {**old, "digest_scheme": fsmod.DIGEST_SCHEME, "migrated_from": "file-sha256"}
+        migrated["inputs"] = (
+            dict(entry["inputs"])
+            if same
+            else {t: f"unmatched-legacy:{v}" for t, v in inputs.items()}
+        )
+        out.append(migrated)
+    return out
+
+
+def register_release(
+    fs: fsmod.FileSystem, register: str, entry: Mapping[str, Any], *, force: bool = False
+) -> list[str]:
+    """Check ``entry`` against the register and add it (what ``publish`` does in two steps,
+    around the export). Returns the conflicts; with conflicts and not ``force`` nothing is
+    added. A forced release is recorded with ``"forced": true``. The register holds digests and
+    rules only, nothing person-level."""
     from zicht.features.export import release_conflicts
 
-    releases = json.loads(register.read_text()) if register.exists() else []
+    releases = read_register(fs, register)
     problems = release_conflicts(releases, entry)
     if problems and not force:
         return problems
-    releases.append({**entry, "forced": bool(problems)})
-    tmp = register.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(releases, indent=2, default=str))
-    tmp.replace(register)
+    write_register(fs, register, [*releases, {**entry, "forced": bool(problems)}])
     return []
+
+
+def publish_release(fs: fsmod.FileSystem, register: str, release_id: str) -> None:
+    """The export of ``release_id`` is committed: its register entry is published."""
+    releases = read_register(fs, register)
+    for r in releases:
+        if r.get("run_id") == release_id:
+            r["state"] = "published"
+    write_register(fs, register, releases)
+
+
+def recover_register(
+    fs: fsmod.FileSystem, register: str, output: str, committed: set[str]
+) -> list[str]:
+    """Drop the pending entries of ``output`` whose export never got committed (a command
+    killed between writing its release and committing it); ``committed``: the release ids the
+    output's manifest records. Call holding the output's lease."""
+    releases = read_register(fs, register)
+    keep, done = [], []
+    for r in releases:
+        if r.get("state") == "pending" and r.get("output") == output:
+            if r.get("run_id") in committed:
+                r["state"] = "published"
+                done.append(f"release {r.get('run_id')} was committed: marked published")
+            else:
+                done.append(f"removed release {r.get('run_id')} from {register}: never exported")
+                continue
+        keep.append(r)
+    if done:
+        write_register(fs, register, keep)
+    return done
+
+
+def write_register(
+    fs: fsmod.FileSystem, register: str, releases: Sequence[Mapping[str, Any]]
+) -> None:
+    fs.write_text(register, json.dumps(list(releases), indent=2, default=str), overwrite=True)
 
 
 # --------------------------------------------------------------------------- the export stage
@@ -547,32 +643,25 @@ def disclosure_metrics(report: Mapping[str, Any]) -> dict[str, float]:
 
 
 def publish(
-    spark: SparkSession,
-    settings: Settings,
+    ctx: RunContext,
     *,
     cells: DataFrame,
     areas: DataFrame,
     specs: Sequence[IndicatorSpec],
     contributors: DataFrame | None,
-    input_dir: Path,
-    accounting: Mapping[str, Mapping[str, Any]],
-    work: Path,
-    register: Path,
     release_id: str,
-    timings: dict[str, float],
     force_release: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Disclosure control and the partner deliverables, written under ``work``.
+    """Disclosure control and the partner deliverables, written under the context's work root.
 
-    ``cells``: ``level, area_code, year, indicator, value, status`` (the run's cells, or
-    ``restricted/indicators.parquet`` read back); ``specs``: the live catalogue (indicators whose
-    sources are absent are left out). Writes ``restricted/disclosure_audit.parquet`` and
-    ``export/``; stops with :class:`PipelineError` when the audit fails, the leak guard finds a
-    problem or the release register refuses the release (unless ``force_release``). Returns
-    ``(outputs, report)``.
+    ``cells``: ``level, area_code, year, indicator, value, status`` (``restricted/indicators``);
+    ``specs``: the live catalogue (indicators whose sources are absent are left out). Writes
+    ``restricted/disclosure_audit.parquet`` and ``export/``; stops with :class:`PipelineError`
+    when the audit fails, the leak guard finds a problem or the release register refuses the
+    release (unless ``force_release``). Returns ``(outputs, report)``.
     """
+    from zicht.features.export import partner_csv
     from zicht.features.link import area_names
-    from zicht.jobs.validate_inputs import materialize
     from zicht.models.disclosure import (
         apply_disclosure,
         disclosure_report,
@@ -580,10 +669,10 @@ def publish(
         published_from_audit,
     )
 
+    settings = ctx.settings
     outputs: dict[str, Any] = {}
-    (work / "restricted").mkdir(parents=True, exist_ok=True)
-    (work / "export").mkdir(parents=True, exist_ok=True)
-    with stage(timings, "disclosure"):
+    register = ctx.location("release_register")
+    with ctx.timer.step("disclosure"):
         hierarchy = areas.select("buurt_code", "wijk_code", "gemeente_code")
         links = linked_indicators(settings.phenomena, specs)
         _, audit = apply_disclosure(
@@ -594,12 +683,10 @@ def publish(
             magnitude_contributors=contributors,
             links=links,
         )
-        audit = materialize(audit, work / "restricted/disclosure_audit.parquet")
+        audit, rec = ctx.write("disclosure_audit", audit)
+        outputs[ctx.relative("disclosure_audit")] = rec
         # projected from the persisted audit, so the pandas suppression runs once
         published = published_from_audit(audit, settings=settings.disclosure)
-        outputs["restricted/disclosure_audit.parquet"] = hash_output(
-            work, "restricted/disclosure_audit.parquet", audit.count()
-        )
         report = disclosure_report(
             audit,
             settings=settings.disclosure,
@@ -607,14 +694,14 @@ def publish(
             links=links,
         )
         if not report["audit"]["passed"]:
-            raise PipelineError(
+            raise PrivacyRefusal(
                 "disclosure audit failed: some suppressed counts can be recovered from the "
                 f"published cells ({report['audit']['unprotected_cells']} cells); nothing was "
                 "exported"
             )
         entry = release_entry(
             release_id,
-            inputs=accounting,
+            inputs=ctx.fact("inputs", {}),
             rules=report["parameters"],
             phenomena={
                 k: {
@@ -625,17 +712,20 @@ def publish(
                 for k, ph in settings.phenomena.items()
             },
         )
+        releases = read_register(ctx.fs, register)
+        if any(r.get("digest_scheme") != fsmod.DIGEST_SCHEME for r in releases):
+            releases = migrate_register(releases, entry, _legacy_hashes(ctx))
         joint = _check_against_earlier_releases(
-            spark, audit, hierarchy, settings, register, entry, force_release=force_release
+            ctx, audit, hierarchy, releases, entry, force_release=force_release
         )
         if joint is not None:
             report["joint_audit"] = joint
 
-    with stage(timings, "export"):
+    with ctx.timer.step("export"):
         names = area_names(areas)
         # The partner tables are aggregates: areas x years x indicators, small by construction
-        # (about 14k buurten x a few years x ~130 indicators nationally), so they are written
-        # from the driver as plain CSV files.
+        # (about 14k buurten x a few years x ~130 indicators nationally), so they are rendered
+        # on the driver and written in one call each.
         pub = (
             published.join(F.broadcast(names), ["level", "area_code"], "left")
             .select("level", "area_code", "area_name", "year", "indicator", "value", "status")
@@ -646,22 +736,22 @@ def publish(
         pub = format_values(pub, unit_of=unit_of)
         problems = check_export(pub, units=unit_of, min_count=settings.disclosure.min_count)
         if problems:
-            raise PipelineError("leak guard stopped the export: " + "; ".join(problems[:5]))
-        for level, rel in LEVEL_FILES.items():
+            raise PrivacyRefusal("leak guard stopped the export: " + "; ".join(problems[:5]))
+        for level in LEVELS:
             part = pub[pub["level"] == level]
-            part.to_csv(work / rel, index=False)
-            outputs[rel] = hash_output(work, rel, len(part))
+            name = f"indicators_{level}"
+            # text a spreadsheet would run as a formula gets a leading apostrophe
+            outputs[ctx.relative(name)] = ctx.write_text(name, partner_csv(part), rows=len(part))
         codebook = codebook_frame(specs)
-        codebook.to_csv(work / "export/codebook.csv", index=False)
-        outputs["export/codebook.csv"] = hash_output(work, "export/codebook.csv", len(codebook))
-        (work / "export/disclosure_report.json").write_text(
-            json.dumps(report, indent=2, default=str)
+        outputs[ctx.relative("codebook")] = ctx.write_text(
+            "codebook", partner_csv(codebook), rows=len(codebook)
         )
-        outputs["export/disclosure_report.json"] = hash_output(
-            work, "export/disclosure_report.json", 1
+        outputs[ctx.relative("disclosure_report")] = ctx.write_text(
+            "disclosure_report", json.dumps(report, indent=2, default=str), rows=1
         )
-        write_xlsx(pub, codebook, work / "export/indicators.xlsx", report=report)
-        outputs["export/indicators.xlsx"] = hash_output(work, "export/indicators.xlsx", len(pub))
+        outputs[ctx.relative("workbook")] = ctx.write_bytes(
+            "workbook", write_xlsx(pub, codebook, report=report), rows=len(pub)
+        )
         # One row per buurt (~14k nationally) with its outline: bounded, drawn on the driver.
         area_cols = ["buurt_code", "buurt_name", "x", "y", "land_area_ha", "geometry_wkt"]
         areas_pd = areas.select(*[c for c in area_cols if c in areas.columns]).toPandas()
@@ -671,29 +761,47 @@ def publish(
             phenomena={k: ph.label for k, ph in settings.phenomena.items()},
             report=report,
         )
-        (work / "export/report.html").write_text(page, encoding="utf-8")
-        outputs["export/report.html"] = hash_output(work, "export/report.html", 1)
-        leaks = scan_export(spark, work / "export", input_dir)
+        outputs[ctx.relative("report")] = ctx.write_text("report", page, rows=1)
+        tables, columns = store_pseudonyms(ctx)
+        leaks = scan_export(ctx.spark, ctx.fs, fsmod.join(ctx.work, "export"), tables, columns)
         if leaks:
-            raise PipelineError("leak guard stopped the export: " + "; ".join(leaks[:5]))
-        register_release(register, entry, force=True)  # checked above
+            raise PrivacyRefusal("leak guard stopped the export: " + "; ".join(leaks[:5]))
+        # pending until the export is committed (Export.after_commit marks it published); a
+        # pending entry counts in every later check, and the next command on this output
+        # removes it if its export never arrived (recover_register)
+        releases.append(
+            {**entry, "forced": bool(joint is not None), "state": "pending", "output": ctx.output}
+        )
+        write_register(ctx.fs, register, releases)
         # this release's pattern, for joint audits of later releases (statuses only)
         pattern = audit.where(F.col("reason") != F.lit("linked_difference")).select(
             "level", "area_code", "year", "indicator", "status"
         )
-        pattern.write.mode("overwrite").parquet(str(register.parent / RELEASES_DIR / release_id))
+        pattern.write.mode("overwrite").parquet(
+            ctx.location("release_pattern", release_id=release_id)
+        )
     return outputs, report
 
 
-RELEASES_DIR = "zicht_releases"  # beside the register: each release's published pattern
+LEVELS = ("buurt", "wijk", "gemeente")
+
+
+def _legacy_hashes(ctx: RunContext) -> dict[str, str | None]:
+    """This input's hashes as registers before the digest scheme recorded them (per-file
+    sha256 of local inputs; remote inputs had none)."""
+    from zicht.jobs.io import file_sha256, find_tables
+
+    inp = ctx.fact("input_dir")
+    if not inp or not fsmod.is_local(inp) or not ctx.fs.exists(inp):
+        return {}
+    return {name: file_sha256(loc) for name, (loc, _) in find_tables(ctx.fs, inp).items()}
 
 
 def _check_against_earlier_releases(
-    spark: SparkSession,
+    ctx: RunContext,
     audit: DataFrame,
     hierarchy: DataFrame,
-    settings: Settings,
-    register: Path,
+    earlier: Sequence[Mapping[str, Any]],
     entry: Mapping[str, Any],
     *,
     force_release: bool,
@@ -704,24 +812,26 @@ def _check_against_earlier_releases(
     from zicht.features.export import release_conflicts
     from zicht.models.disclosure import joint_audit
 
-    earlier = json.loads(register.read_text()) if register.exists() else []
     conflicts = release_conflicts(earlier, entry)
     if not conflicts:
         return None
+    register = ctx.location("release_register")
     if not force_release:
-        raise PipelineError(
+        raise PrivacyRefusal(
             f"release register {register} refuses this export: "
             + "; ".join(conflicts[:3])
             + " (a partner could subtract the releases; pass --force-release to publish it "
             "anyway, after an audit of the releases together)"
         )
     same = [e for e in earlier if e.get("inputs") == entry.get("inputs")]
-    paths = {str(e["run_id"]): register.parent / RELEASES_DIR / str(e["run_id"]) for e in same}
-    with_pattern = sorted(r for r, path in paths.items() if path.exists())
-    patterns = [spark.read.parquet(str(paths[r])) for r in with_pattern]
+    paths = {
+        str(e["run_id"]): ctx.location("release_pattern", release_id=str(e["run_id"])) for e in same
+    }
+    with_pattern = sorted(r for r, path in paths.items() if ctx.fs.exists(path))
+    patterns = [ctx.spark.read.parquet(paths[r]) for r in with_pattern]
     # one row per jointly hidden count: bounded by the partner tables' size
     row = (
-        joint_audit(audit, patterns, hierarchy, settings=settings.disclosure)
+        joint_audit(audit, patterns, hierarchy, settings=ctx.settings.disclosure)
         .agg(
             F.count(F.lit(1)).alias("n"),
             F.sum(F.when(F.col("protected") == F.lit(False), 1).otherwise(0)).alias("bad"),
@@ -736,7 +846,7 @@ def _check_against_earlier_releases(
         "passed": not row["bad"],
     }
     if row["bad"]:
-        raise PipelineError(
+        raise PrivacyRefusal(
             f"joint audit with {len(with_pattern)} earlier release(s) of the same data failed: "
             f"{summary['unprotected_cells']} counts hidden in every release can be recovered "
             "from the releases together; nothing was exported"
@@ -747,195 +857,11 @@ def _check_against_earlier_releases(
 # --------------------------------------------------------------------------- zicht export
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="zicht export",
-        description="Re-apply disclosure control to a finished run's indicators and replace its "
-        "partner export, without recomputing any feature.",
-    )
-    p.add_argument("--from", dest="source", required=True, help="output folder of `zicht run`")
-    p.add_argument("--conf", default=None, help="YAML overlay (e.g. other disclosure rules)")
-    p.add_argument(
-        "--input",
-        default=None,
-        help="the run's input folder, for the leak guard's pseudonym scan (default: the one "
-        "recorded in manifest.json)",
-    )
-    p.add_argument(
-        "--force-release",
-        action="store_true",
-        help="record the release even if the release register finds it could be differenced "
-        "against an earlier one (after checking both releases together)",
-    )
-    add_verbosity_flags(p)
-    return p.parse_args(argv)
-
-
-def _load_run(source: Path) -> dict[str, Any]:
-    manifest_path = source / "manifest.json"
-    if not manifest_path.exists():
-        raise InputError(f"--from {source}: no manifest.json; not a finished zicht run")
-    manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-    for rel in ("restricted/indicators.parquet", "restricted/areas.parquet"):
-        if not (source / rel).exists():
-            raise InputError(
-                f"--from {source}: {rel} is missing (written by zicht run since version 0.2); "
-                "run `zicht run` again"
-            )
-    return manifest
-
-
-def export_from(
-    spark: SparkSession,
-    settings: Settings,
-    source: Path,
-    *,
-    input_dir: Path | None = None,
-    force_release: bool = False,
-) -> dict[str, Any]:
-    """``zicht export --from``: disclosure and export again on a finished output folder.
-
-    The new ``export/`` and audit are built in a temporary folder inside ``source`` and swapped
-    in only when every check passed; the manifest gets the new outputs' hashes and an entry in
-    ``exports``. Logged as its own MLflow run (tag ``zicht.export_of``: the run's id). Returns
-    the updated manifest.
-    """
-    import mlflow
-
-    source = source.resolve()
-    require_zicht_output(source)
-    manifest = _load_run(source)
-    if input_dir is None:
-        recorded = manifest.get("input_dir")
-        if not recorded:
-            raise InputError("manifest.json records no input folder: pass --input")
-        input_dir = Path(recorded)
-    if not input_dir.is_dir():
-        raise InputError(f"input folder {input_dir} (for the leak guard) does not exist")
-    skipped = manifest.get("skipped_indicators", {})
-    specs = [s for s in settings.indicators if s.key not in skipped]
-    cells = spark.read.parquet(str(source / "restricted/indicators.parquet"))
-    if "status" not in cells.columns:
-        raise InputError("restricted/indicators.parquet has no status column: run zicht run again")
-    known = {r["indicator"] for r in cells.select("indicator").distinct().collect()}  # catalogue
-    missing = sorted(s.key for s in specs if s.key not in known)
-    if missing:
-        raise InputError(
-            f"--conf asks for indicators the run did not compute ({', '.join(missing[:5])}); "
-            "the export re-applies disclosure only: run `zicht run` for new indicators"
-        )
-    cells = cells.where(F.col("indicator").isin([s.key for s in specs]))
-    areas = spark.read.parquet(str(source / "restricted/areas.parquet"))
-    contrib_path = source / "restricted/magnitude_contributors.parquet"
-    contributors = spark.read.parquet(str(contrib_path)) if contrib_path.exists() else None
-
-    release_id = uuid.uuid4().hex
-    work = source / f".export.tmp-{release_id}"
-    timings: dict[str, float] = {}
-    started = dt.datetime.now(dt.UTC)
-    use_mlflow(settings.mlflow.experiment, source)
-    with mlflow.start_run(run_name=f"zicht-export-{started:%Y%m%dT%H%M%S}"):
-        mlflow.set_tags({"zicht.export_of": str(manifest.get("run_id")), "zicht.stage": "export"})
-        params = settings.to_flat_params()
-        mlflow.log_params({k: v[:500] for k, v in params.items() if k.startswith("disclosure.")})
-        try:
-            outputs, report = publish(
-                spark,
-                settings,
-                cells=cells,
-                areas=areas,
-                specs=specs,
-                contributors=contributors,
-                input_dir=input_dir,
-                accounting=manifest.get("inputs", {}),
-                work=work,
-                register=source.parent / REGISTER_NAME,
-                release_id=release_id,
-                timings=timings,
-                force_release=force_release,
-            )
-        except BaseException:
-            mlflow.set_tag("zicht.failed", "true")
-            mlflow.end_run(status="FAILED")
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        mlflow.log_metrics(
-            {**disclosure_metrics(report), **{f"time_{k}_s": v for k, v in timings.items()}}
-        )
-        mlflow.log_artifact(str(work / "export/disclosure_report.json"))
-        # swap in: export/ as a folder, the audit as a folder (Parquet), then the manifest
-        audit_rel = "restricted/disclosure_audit.parquet"
-        old = source / f".export.old-{release_id}"
-        old.mkdir()
-        # (a folder that went through the stage jobs has no export or audit yet)
-        if (source / "export").exists():
-            (source / "export").rename(old / "export")
-        if (source / audit_rel).exists():
-            (source / audit_rel).rename(old / "disclosure_audit.parquet")
-        (work / "export").rename(source / "export")
-        (work / audit_rel).rename(source / audit_rel)
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-        manifest["outputs"] = {
-            k: v
-            for k, v in manifest.get("outputs", {}).items()
-            if not k.startswith("export/") and k != audit_rel
-        } | outputs
-        manifest["config"]["disclosure"] = settings.to_jsonable()["disclosure"]
-        manifest.setdefault("exports", []).append(
-            {
-                "release_id": release_id,
-                "finished": dt.datetime.now(dt.UTC).isoformat(),
-                "rules": report["parameters"],
-                "forced": force_release,
-                "timings_s": timings,
-            }
-        )
-        tmp = source / "manifest.json.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2, default=str))
-        tmp.replace(source / "manifest.json")
-        mlflow.log_artifact(str(source / "manifest.json"))
-    return manifest
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    from zicht.jobs.config import load_settings
-    from zicht.jobs.runtime import build_spark
+    """``zicht export --from OUTPUT [--conf FILE] [--force-release]``: the export stage alone."""
+    from zicht.jobs.stagejob import main as stage_main
 
-    args = parse_args(argv)
-    configure_logging(args.verbosity)
-    try:
-        source = Path(args.source)
-        require_zicht_output(source)
-        if not (source / "manifest.json").exists():
-            raise InputError(f"--from {source}: no manifest.json; not a finished zicht run")
-        settings = load_settings(args.conf)
-    except OutputRefused as exc:
-        print(f"zicht export: {exc}", file=sys.stderr)
-        return 3
-    except (InputError, ConfigError) as exc:
-        print(f"zicht export: {exc}", file=sys.stderr)
-        return 2
-    spark = build_spark(settings.spark, app_name="zicht-export")
-    try:
-        manifest = export_from(
-            spark,
-            settings,
-            source,
-            input_dir=Path(args.input) if args.input else None,
-            force_release=args.force_release,
-        )
-    except OutputRefused as exc:
-        print(f"zicht export: {exc}", file=sys.stderr)
-        return 3
-    except (InputError, PipelineError) as exc:
-        print(f"zicht export: {exc}", file=sys.stderr)
-        return 2
-    last = manifest["exports"][-1]
-    print(f"zicht export {last['release_id']} finished")
-    print(f"  partner tables : {source.resolve() / 'export'}")
-    print(f"  rules          : {json.dumps(last['rules'])}")
-    return 0
+    return stage_main("export", argv)
 
 
 if __name__ == "__main__":

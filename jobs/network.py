@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from zicht.jobs.runtime import add_verbosity_flags, configure_logging
 from zicht.models.network import simulate_disruption
 
 log = logging.getLogger("zicht")
@@ -35,6 +36,14 @@ class EdgeFileError(ValueError):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zicht network", description="Network jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
+    # `build` is dispatched to the stage job before this parser runs (main); it is here so the
+    # help lists it, and `zicht network build -h` shows the stage job's own flags.
+    sub.add_parser(
+        "build",
+        help="the pipeline's network stage on an output folder: zicht network build --from OUTPUT",
+        description="The pipeline's network stage alone (a Spark job); see "
+        "`zicht network build -h` for its flags (--from, --conf, -v/-q).",
+    )
     disrupt = sub.add_parser(
         "disrupt",
         help="remove nodes by centrality and follow the largest connected component",
@@ -57,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         "--block-size", type=int, default=5, help="nodes per block in block mode (default 5)"
     )
     disrupt.add_argument("--out", required=True, type=Path, help="CSV to write: removed,lcc_share")
+    add_verbosity_flags(disrupt)
     return parser
 
 
@@ -121,18 +131,18 @@ def _disrupt(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``zicht network``; returns the process exit code."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["build"]:
-        # the pipeline's network stage on an output folder (Spark): zicht.jobs.stagejob
+        # the pipeline's network stage on an output folder (Spark): zicht.jobs.stagejob, which
+        # parses its own flags (-v/-q among them) and configures logging
         from zicht.jobs.stagejob import main as stage_main
 
         return stage_main("network", argv[1:])
     args = _parser().parse_args(argv)
+    configure_logging(args.verbosity)
     if args.command == "disrupt":
         return _disrupt(args)
-    raise AssertionError(f"unhandled command {args.command}")  # argparse allows no other
+    raise AssertionError(f"unhandled command {args.command}")  # build is dispatched above
 
 
 if __name__ == "__main__":

@@ -1,72 +1,83 @@
-"""The stages of the pipeline as functions, and the tables they hand to each other.
+"""The pipeline: its stages, and the one orchestrator that runs them.
 
-``zicht run`` calls them in one application, passing DataFrames along (``jobs/run.py``); each
-also runs alone as a Spark job on an output folder (``jobs/ingest.py``, ``jobs/network.py
-build``, ``jobs/indicators.py``, ``jobs/models.py``, ``jobs/export.py``), reading what the
-previous stage left in ``restricted/stage/`` and ``restricted/``:
+A stage (:class:`~zicht.jobs.context.Stage`) names the catalogue datasets it needs and produces
+and makes them in ``run(ctx)``, returning a :class:`~zicht.jobs.context.StageResult`. Every
+command runs through :func:`execute`: ``zicht run`` runs all of them in one application, a
+stage job (``zicht ingest``, ``zicht network build``, ``zicht indicators``, ``zicht models``,
+``zicht export --from``) one of them on an output folder. :func:`execute` owns what they share:
+the MLflow run (:func:`zicht.jobs.tracking.tracked_run`), the timings, the manifest and the
+commit of the output (:mod:`zicht.jobs.outputs`).
 
-- ingest (validate + link) writes the accepted tables, the located incidents and signals and
-  each person's residence per year to ``<stage>/`` and the validation's state to
-  ``<stage>/state.json`` (accounting, period, flags), and the rejects to ``restricted/``;
-- network writes members, communities and their artifacts to ``restricted/`` and its area
-  counts (co-offending ties, community reach, youth ties) to ``<stage>/``;
-- indicators writes ``restricted/indicators.parquet``, ``area_features``, ``areas`` and the
-  magnitude contributors;
-- models writes ``restricted/area_typology.parquet``;
-- export: :func:`zicht.jobs.export.publish`.
+The stages and their hand-overs (names as in :mod:`zicht.jobs.catalog`)::
+
+    input folder ──ingest──▶ store: validated/<table>, incidents_located, residence,
+                    │               signals_located, store.json   (reused on an unchanged input)
+                    └──────▶ restricted/rejects/<table>
+    store ──network──▶ restricted/network_members, communities, community_*.csv
+                  └──▶ stage: cooffending_edges, network_counts, youth_ties
+    store + stage ──indicators──▶ restricted/indicators, area_features, areas,
+                                  magnitude_contributors; stage: cells
+    restricted ──models──▶ restricted/area_typology (+ the MLflow model)
+    restricted ──export──▶ restricted/disclosure_audit, export/*, the release register
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from zicht.features.indicators import IndicatorResult, Sources, build_indicators, locate_signals
-from zicht.features.link import build_residence, locate_incidents
-from zicht.features.settings import IndicatorSpec, Settings
-from zicht.features.validate import accepted, rejects
-from zicht.jobs.stages import hash_output, stage, write_parquet
-from zicht.jobs.validate_inputs import Validated, materialize, validate_inputs
+from zicht.features.settings import IndicatorSpec
+from zicht.jobs import faults, outputs, store
+from zicht.jobs import fs as fsmod
+from zicht.jobs.context import RunContext, Stage, StageResult, flat_outputs
+from zicht.jobs.io import InputError
+from zicht.jobs.progress import Progress, capture_log
+from zicht.jobs.tracking import Tracker, tracked_run
 
-STATE = "state.json"
+log = logging.getLogger("zicht")
+
 MIN_COMMUNITY = 5  # communities this size or larger get a summary row and a disruption curve
+PROGRESS_INTERVAL_S = 30.0  # a progress line at most this often while a stage works
+
+
+# --------------------------------------------------------------------------- linked tables
 
 
 @dataclass
 class Linked:
-    """What ingest hands on: the validation's result and the linked tables."""
+    """The store's tables as the later stages use them."""
 
-    v: Validated
+    accepted: dict[str, DataFrame]
     incidents: DataFrame
     residence: DataFrame | None
     signals: DataFrame | None
-    input_dir: Path
+    years: tuple[int, ...]
+    areas_have_inhabitants: bool
 
 
-@dataclass
-class NetworkCounts:
-    """Area counts made from the networks, for the indicator catalogue."""
+def load_linked(ctx: RunContext) -> Linked:
+    from zicht.features.validate import accepted
 
-    level_counts: DataFrame | None = None  # level, area_code, year, indicator, value
-    youth_ties: DataFrame | None = None  # buurt_code, year, indicator, value
-
-
-@dataclass
-class Indicators:
-    cells: DataFrame
-    n_cells: int
-    features: pd.DataFrame  # one row per buurt and year: small by construction
-    areas: DataFrame
-    contributors: DataFrame | None
-    skipped: dict[str, str] = field(default_factory=dict)
-    live_specs: list[IndicatorSpec] = field(default_factory=list)
+    state = ctx.store_facts
+    tables = {
+        name: accepted(ctx.read("validated", table=name), name) for name in state["accounting"]
+    }
+    return Linked(
+        accepted=tables,
+        incidents=ctx.read("incidents_located"),
+        residence=ctx.read_optional("residence"),
+        signals=ctx.read_optional("signals_located"),
+        years=tuple(state["years"]),
+        areas_have_inhabitants=bool(state["areas_have_inhabitants"]),
+    )
 
 
 def _empty_residence(spark: SparkSession) -> DataFrame:
@@ -77,176 +88,204 @@ def _empty_residence(spark: SparkSession) -> DataFrame:
     )
 
 
+def live_specs(ctx: RunContext) -> list[IndicatorSpec]:
+    skipped = ctx.fact("skipped_indicators", {})
+    return [s for s in ctx.settings.indicators if s.key not in skipped]
+
+
 # --------------------------------------------------------------------------- ingest
 
 
-def ingest(
-    spark: SparkSession,
-    settings: Settings,
-    input_dir: Path,
-    work: Path,
-    stage_dir: Path,
-    *,
-    run_date: dt.date,
-    timings: dict[str, float],
-    outputs: dict[str, Any],
-) -> Linked:
-    with stage(timings, "validate"):
-        v: Validated = validate_inputs(
-            spark, str(input_dir), settings, run_date=run_date, stage_dir=stage_dir
-        )
-        for name, rej in v.rejects.items():
-            rel = f"restricted/rejects/{name}"
-            write_parquet(rej, work / rel)
-            outputs[rel] = hash_output(work, rel, v.accounting[name]["rows_rejected"])
+class Ingest:
+    """Validate and link the input folder into the analysis-ready store, once per input."""
 
-    acc = v.accepted
-    with stage(timings, "link"):
-        addresses = acc.get("addresses")
-        incidents = locate_incidents(
-            acc["incidents"], areas=acc["areas"], addresses=addresses, phenomena=settings.phenomena
-        )
-        incidents = materialize(incidents, stage_dir / "incidents_located")
-        residence = None
-        if "persons" in acc and addresses is not None:
-            residence = build_residence(
-                acc["persons"], addresses=addresses, areas=acc["areas"], years=v.years
+    name = "ingest"
+    needs: tuple[str, ...] = ()
+    produces = ("validated", "incidents_located", "residence", "signals_located", "rejects")
+
+    def precheck(self, ctx: RunContext) -> None:
+        """Before any work (and before an MLflow run exists): a missing required table or a
+        column whose name says identifier or sensitive attribute stops the run here."""
+        from zicht.jobs.io import read_input
+        from zicht.jobs.validate_inputs import ORDER
+
+        assert ctx.input is not None
+        for name in ORDER:
+            read_input(
+                ctx.spark,
+                ctx.input,
+                name,
+                forbidden=ctx.settings.validation.forbidden_columns,
+                encoding=ctx.settings.input.encoding,
             )
-            residence = materialize(residence, stage_dir / "residence")
-        signals = None
-        if "signals" in acc:
-            signals = materialize(
-                locate_signals(acc["signals"], addresses=addresses, phenomena=settings.phenomena),
-                stage_dir / "signals_located",
+
+    def run(self, ctx: RunContext) -> StageResult:
+        from zicht.features.validate import rejects
+        from zicht.jobs.io import find_tables
+
+        assert ctx.input is not None
+        settings = ctx.settings
+        tables = find_tables(ctx.fs, ctx.input)
+        with ctx.timer.step("fingerprint"):
+            digests = {name: fsmod.digest(ctx.spark, loc) for name, (loc, _) in tables.items()}
+        fp = store.fingerprint(digests, store.ingest_settings(settings.to_jsonable(), ctx.run_date))
+        assert ctx.store is not None
+        ctx.store = fsmod.join(ctx.store, fp)
+        state = store.read_state(ctx.fs, ctx.store)
+        reused = settings.store.reuse and store.reusable(state, ctx.run_date)
+        if reused:
+            assert state is not None
+            log.info("store %s: unchanged input, validate and link reused", ctx.store)
+            store.touch(ctx.fs, ctx.store, state)
+            ctx.store_facts = state
+            _check_reject_limits(ctx, state)
+        else:
+            state = self._build(ctx, digests, fp)
+        ctx.store_facts = state
+        outputs_: dict[str, dict[str, Any]] = {}
+        for name, acc in state["accounting"].items():
+            rej = rejects(ctx.read("validated", table=name), name)
+            _, rec = ctx.write("rejects", rej, table=name, count=False)
+            outputs_[ctx.relative("rejects", table=name)] = {**rec, "rows": acc["rows_rejected"]}
+        return StageResult(
+            outputs=outputs_,
+            facts={
+                "store": {"location": ctx.store, "fingerprint": fp, "reused": reused},
+                **_input_facts(state),
+            },
+            metrics={"store_reused": float(reused)},
+        )
+
+    def _build(self, ctx: RunContext, digests: dict[str, str], fp: str) -> dict[str, Any]:
+        from zicht.features.indicators import locate_signals
+        from zicht.features.link import build_residence, locate_incidents
+        from zicht.jobs.validate_inputs import validate_inputs
+
+        settings = ctx.settings
+        assert ctx.store is not None and ctx.input is not None
+        ctx.fs.delete(ctx.store)  # an ingest killed half-way left no store.json: start afresh
+        with ctx.timer.step("validate"):
+            v = validate_inputs(
+                ctx.spark,
+                ctx.input,
+                settings,
+                run_date=ctx.run_date,
+                stage_dir=ctx.store,
             )
-    state = {
-        "input_dir": str(input_dir.resolve()),
-        "accounting": v.accounting,
-        "extra_columns": v.extra_columns,
-        "years": list(v.years),
-        "reference_date": v.reference_date.isoformat() if v.reference_date else None,
-        "persons_have_snapshots": v.persons_have_snapshots,
-        "areas_have_inhabitants": v.areas_have_inhabitants,
-    }
-    (stage_dir / STATE).write_text(json.dumps(state, indent=2, default=str))
-    return Linked(v, incidents, residence, signals, input_dir)
+        acc = v.accepted
+        with ctx.timer.step("link"):
+            addresses = acc.get("addresses")
+            incidents = locate_incidents(
+                acc["incidents"],
+                areas=acc["areas"],
+                addresses=addresses,
+                phenomena=settings.phenomena,
+            )
+            ctx.write("incidents_located", incidents)
+            if "persons" in acc and addresses is not None:
+                residence = build_residence(
+                    acc["persons"], addresses=addresses, areas=acc["areas"], years=v.years
+                )
+                ctx.write("residence", residence)
+            if "signals" in acc:
+                signals = locate_signals(
+                    acc["signals"], addresses=addresses, phenomena=settings.phenomena
+                )
+                ctx.write("signals_located", signals)
+        accounting = {
+            name: {**a, "sha256": digests.get(name), "digest_scheme": fsmod.DIGEST_SCHEME}
+            for name, a in v.accounting.items()
+        }
+        run_date_rejects = sum(
+            ctx.read("validated", table=name)
+            .where(F.col("reject_rule").contains("after_run_date"))
+            .count()
+            for name in accounting
+        )
+        now = dt.datetime.now(dt.UTC).isoformat()
+        state = {
+            "fingerprint": fp,
+            "created": now,
+            "last_used": now,
+            "run_date": ctx.run_date.isoformat(),
+            "run_date_rejects": run_date_rejects,
+            "input": ctx.input,
+            "accounting": accounting,
+            "extra_columns": v.extra_columns,
+            "years": list(v.years),
+            "reference_date": v.reference_date.isoformat() if v.reference_date else None,
+            "persons_have_snapshots": v.persons_have_snapshots,
+            "areas_have_inhabitants": v.areas_have_inhabitants,
+            "has_persons": "persons" in acc,
+        }
+        store.write_state(ctx.fs, ctx.store, state)  # last: the store is complete
+        return state
 
 
-def load_linked(spark: SparkSession, stage_dir: Path) -> Linked:
-    """The ingest stage's hand-over, read back from ``stage_dir`` (a stage job's start)."""
-    path = stage_dir / STATE
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: run the ingest stage first (zicht ingest)")
-    state = json.loads(path.read_text())
-    v = Validated(
-        accounting=state["accounting"],
-        extra_columns=state["extra_columns"],
-        years=tuple(state["years"]),
-        reference_date=(
-            dt.date.fromisoformat(state["reference_date"]) if state["reference_date"] else None
+def _check_reject_limits(ctx: RunContext, state: dict[str, Any]) -> None:
+    """A reused store is held to today's reject limits, as a fresh validation would be."""
+    from zicht.jobs.validate_inputs import _stop_message
+
+    limit = ctx.settings.validation.max_reject_share
+    for name, a in state["accounting"].items():
+        n, n_rej = a["rows_read"], a["rows_rejected"]
+        why = None
+        if ctx.settings.validation.strict and n_rej:
+            why = "--strict stops at the first rejected row"
+        elif n and n_rej / n > limit:
+            why = f"{n_rej} of {n} rows rejected ({n_rej / n:.1%}), above the limit of {limit:.1%}"
+        if why:
+            raise InputError(_stop_message(name, ctx.read("validated", table=name), why))
+
+
+def _input_facts(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "period": {"years": state["years"], "reference_date": state["reference_date"]},
+        "persons_snapshots": (
+            (
+                "per year (snapshot_year)"
+                if state["persons_have_snapshots"]
+                else "one snapshot serves every year"
+            )
+            if state.get("has_persons")
+            else "persons absent"
         ),
-        persons_have_snapshots=state["persons_have_snapshots"],
-        areas_have_inhabitants=state["areas_have_inhabitants"],
-    )
-    for name in state["accounting"]:
-        validated = spark.read.parquet(str(stage_dir / "validated" / name))
-        v.accepted[name] = accepted(validated, name)
-        v.rejects[name] = rejects(validated, name)
-
-    incidents = spark.read.parquet(str(stage_dir / "incidents_located"))
-    return Linked(
-        v,
-        incidents,
-        _read_optional(spark, stage_dir / "residence"),
-        _read_optional(spark, stage_dir / "signals_located"),
-        Path(state["input_dir"]),
-    )
-
-
-def _read_optional(spark: SparkSession, path: Path) -> DataFrame | None:
-    """A hand-over table a stage wrote only when its sources exist."""
-    return spark.read.parquet(str(path)) if path.exists() else None
+        "input_dir": state["input"],
+        "inputs": state["accounting"],
+        "extra_columns_dropped": {k: c for k, c in state["extra_columns"].items() if c},
+    }
 
 
 # --------------------------------------------------------------------------- network
 
 
-def _rootedness_counts(
-    acc: dict[str, DataFrame],
-    incidents: DataFrame,
-    residence: DataFrame | None,
-    cooffending_edges: DataFrame,
-) -> NetworkCounts:
-    """Co-offending ties per level (local or not) and young residents' ties per layer (to
-    suspects of ondermijning or not). Aggregates only; no person-level table is kept."""
-    if residence is None:
-        return NetworkCounts()
-    from zicht.models.network import cooffending_locality_counts, youth_exposure_counts
+class Network:
+    """Suspects' networks: communities, brokers, rootedness; area counts for the indicators."""
 
-    suspects = acc["suspects"]
-    cooffending = cooffending_locality_counts(cooffending_edges, residence)
-    youth = None
-    if "person_links" in acc:
-        ondermijning = incidents.where(F.size("phenomena") > 0).select("incident_id")
-        suspect_ids = suspects.join(ondermijning, "incident_id", "left_semi").select("person_id")
-        youth = youth_exposure_counts(residence, acc["person_links"], suspect_ids)
-    return NetworkCounts(cooffending, youth)
+    name = "network"
+    needs = ("validated", "incidents_located", "residence")
+    produces = (
+        "network_members",
+        "communities",
+        "community_summary",
+        "community_disruption",
+        "cooffending_edges",
+        "network_counts",
+        "youth_ties",
+    )
 
-
-def _community_artifacts(
-    work: Path,
-    members: DataFrame,
-    communities: DataFrame,
-    cooffending_edges: DataFrame,
-    layer_edges: DataFrame | None,
-    settings: Settings,
-) -> dict[str, Any]:
-    """Restricted community summaries and disruption curves (also MLflow artifacts).
-
-    ``restricted/community_summary.csv``: the communities of at least ``MIN_COMMUNITY``
-    members (no person in it); ``restricted/community_disruption.csv``: sequential betweenness
-    removal inside the 20 largest of them. Both are small by construction.
-    """
-    from zicht.models.network import LAYER_CO_OFFENDING, disruption_by_community
-
-    out: dict[str, Any] = {}
-    summary = communities.where(F.col("size") >= MIN_COMMUNITY).orderBy("community_id").toPandas()
-    rel = "restricted/community_summary.csv"
-    summary.to_csv(work / rel, index=False)
-    out[rel] = hash_output(work, rel, len(summary))
-    ties = cooffending_edges.select("person_id_a", "person_id_b")
-    if LAYER_CO_OFFENDING not in settings.network.layers:
-        ties = ties.limit(0)
-    if layer_edges is not None:
-        ties = ties.unionByName(
-            layer_edges.where(F.col("layer").isin(list(settings.network.layers))).select(
-                "person_id_a", "person_id_b"
-            )
-        )
-    curves = disruption_by_community(members, ties, min_size=MIN_COMMUNITY)
-    rel = "restricted/community_disruption.csv"
-    curves.to_csv(work / rel, index=False)
-    out[rel] = hash_output(work, rel, len(curves))
-    return out
-
-
-def network(
-    spark: SparkSession,
-    settings: Settings,
-    linked: Linked,
-    work: Path,
-    stage_dir: Path,
-    *,
-    timings: dict[str, float],
-    outputs: dict[str, Any],
-    skipped_stages: dict[str, str],
-) -> NetworkCounts:
-    acc, incidents, residence = linked.v.accepted, linked.incidents, linked.residence
-    with stage(timings, "network"):
-        counts = NetworkCounts()
-        if "suspects" not in acc:
-            skipped_stages["network"] = "table suspects is absent"
-        else:
+    def run(self, ctx: RunContext) -> StageResult:
+        linked = load_linked(ctx)
+        acc, incidents, residence = linked.accepted, linked.incidents, linked.residence
+        settings = ctx.settings
+        result = StageResult()
+        # a rerun of this stage on an output folder must not keep another run's hand-overs
+        for name in ("network_counts", "youth_ties"):
+            ctx.fs.delete(ctx.location(name))
+        with ctx.timer.step("network"):
+            if "suspects" not in acc:
+                result.skipped = "table suspects is absent"
+                return result
             from zicht.models.network import (
                 build_cooffending_edges,
                 build_layer_edges,
@@ -256,12 +295,10 @@ def network(
 
             # one self-join of the suspects per run: the graph, the disruption curves and the
             # area counts all read these ties
-            cooffending_edges = materialize(
-                build_cooffending_edges(acc["suspects"], incidents),
-                stage_dir / "cooffending_edges",
+            cooffending, _ = ctx.write(
+                "cooffending_edges", build_cooffending_edges(acc["suspects"], incidents)
             )
-            counts = _rootedness_counts(acc, incidents, residence, cooffending_edges)
-
+            level_counts, youth = _rootedness_counts(acc, incidents, residence, cooffending)
             layer_edges = build_layer_edges(
                 acc["suspects"].select("person_id"),
                 layers=settings.network.layers,
@@ -272,115 +309,158 @@ def network(
             members, communities = build_network(
                 acc["suspects"],
                 incidents,
-                residence if residence is not None else _empty_residence(spark),
+                residence if residence is not None else _empty_residence(ctx.spark),
                 phenomena=list(settings.phenomena),
                 settings=settings.network,
                 layer_edges=layer_edges,
-                cooffending_edges=cooffending_edges,
+                cooffending_edges=cooffending,
             )
-            members = members.cache()
-            communities = communities.cache()
-            for rel, df in (
-                ("restricted/network_members.parquet", members),
-                ("restricted/communities.parquet", communities),
-            ):
-                write_parquet(df, work / rel)
-                outputs[rel] = hash_output(work, rel, df.count())
-            outputs.update(
-                _community_artifacts(
-                    work, members, communities, cooffending_edges, layer_edges, settings
-                )
+            members, rec = ctx.write("network_members", members)
+            result.outputs[ctx.relative("network_members")] = rec
+            communities, rec = ctx.write("communities", communities)
+            result.outputs[ctx.relative("communities")] = rec
+            result.outputs.update(
+                _community_artifacts(ctx, members, communities, cooffending, layer_edges)
             )
             if residence is not None:
                 reach = community_reach_counts(members, acc["suspects"], incidents, residence)
-                counts.level_counts = (
-                    reach if counts.level_counts is None else counts.level_counts.unionByName(reach)
-                )
-        # the hand-over to the indicator stage, cut here (also what a stage job reads back)
-        if counts.level_counts is not None:
-            counts.level_counts = materialize(counts.level_counts, stage_dir / "network_counts")
-        if counts.youth_ties is not None:
-            counts.youth_ties = materialize(counts.youth_ties, stage_dir / "youth_ties")
-    return counts
+                level_counts = reach if level_counts is None else level_counts.unionByName(reach)
+            # the hand-over to the indicator stage, cut here
+            if level_counts is not None:
+                ctx.write("network_counts", level_counts)
+            if youth is not None:
+                ctx.write("youth_ties", youth)
+        return result
+
+    def log(self, ctx: RunContext, result: StageResult, tracker: Tracker) -> None:
+        for name in ("community_summary", "community_disruption"):
+            if ctx.exists(name):  # the MLflow store is restricted too
+                tracker.text(ctx.fs.read_text(ctx.location(name)), f"network/{name}.csv")
 
 
-def load_network_counts(spark: SparkSession, stage_dir: Path) -> NetworkCounts:
-    return NetworkCounts(
-        _read_optional(spark, stage_dir / "network_counts"),
-        _read_optional(spark, stage_dir / "youth_ties"),
+def _rootedness_counts(
+    acc: dict[str, DataFrame],
+    incidents: DataFrame,
+    residence: DataFrame | None,
+    cooffending_edges: DataFrame,
+) -> tuple[DataFrame | None, DataFrame | None]:
+    """Co-offending ties per level (local or not) and young residents' ties per layer (to
+    suspects of ondermijning or not). Aggregates only; no person-level table is kept."""
+    if residence is None:
+        return None, None
+    from zicht.models.network import cooffending_locality_counts, youth_exposure_counts
+
+    suspects = acc["suspects"]
+    cooffending = cooffending_locality_counts(cooffending_edges, residence)
+    youth = None
+    if "person_links" in acc:
+        ondermijning = incidents.where(F.size("phenomena") > 0).select("incident_id")
+        suspect_ids = suspects.join(ondermijning, "incident_id", "left_semi").select("person_id")
+        youth = youth_exposure_counts(residence, acc["person_links"], suspect_ids)
+    return cooffending, youth
+
+
+def _community_artifacts(
+    ctx: RunContext,
+    members: DataFrame,
+    communities: DataFrame,
+    cooffending_edges: DataFrame,
+    layer_edges: DataFrame | None,
+) -> dict[str, Any]:
+    """Restricted community summaries and disruption curves (also MLflow artifacts).
+
+    ``community_summary``: the communities of at least ``MIN_COMMUNITY`` members (no person in
+    it); ``community_disruption``: sequential betweenness removal inside the 20 largest of
+    them. Both are small by construction, so they are rendered on the driver.
+    """
+    from zicht.models.network import LAYER_CO_OFFENDING, disruption_by_community
+
+    settings = ctx.settings
+    out: dict[str, Any] = {}
+    summary = communities.where(F.col("size") >= MIN_COMMUNITY).orderBy("community_id").toPandas()
+    out[ctx.relative("community_summary")] = ctx.write_text(
+        "community_summary", summary.to_csv(index=False), rows=len(summary)
     )
+    ties = cooffending_edges.select("person_id_a", "person_id_b")
+    if LAYER_CO_OFFENDING not in settings.network.layers:
+        ties = ties.limit(0)
+    if layer_edges is not None:
+        ties = ties.unionByName(
+            layer_edges.where(F.col("layer").isin(list(settings.network.layers))).select(
+                "person_id_a", "person_id_b"
+            )
+        )
+    curves = disruption_by_community(members, ties, min_size=MIN_COMMUNITY)
+    out[ctx.relative("community_disruption")] = ctx.write_text(
+        "community_disruption", curves.to_csv(index=False), rows=len(curves)
+    )
+    return out
 
 
 # --------------------------------------------------------------------------- indicators
 
 
-def indicators(
-    spark: SparkSession,
-    settings: Settings,
-    linked: Linked,
-    counts: NetworkCounts,
-    work: Path,
-    stage_dir: Path,
-    *,
-    timings: dict[str, float],
-    outputs: dict[str, Any],
-) -> Indicators:
-    acc, v = linked.v.accepted, linked.v
-    with stage(timings, "indicators"):
-        src = Sources(
-            areas=acc["areas"],
-            incidents=linked.incidents,
-            suspects=acc.get("suspects"),
-            residence=linked.residence,
-            addresses=acc.get("addresses"),
-            signals=linked.signals,
-            companies=acc.get("companies"),
-            company_roles=acc.get("company_roles"),
-            property_transactions=acc.get("property_transactions"),
-            household_income=acc.get("household_income"),
-            areas_have_inhabitants=v.areas_have_inhabitants,
-            network_level_counts=counts.level_counts,
-            youth_tie_counts=counts.youth_ties,
-        )
-        result: IndicatorResult = build_indicators(
-            src,
-            years=v.years,
-            phenomena=settings.phenomena,
-            specs=settings.indicators,
-            coverage=settings.coverage,
-            patterns=settings.patterns,
-            checkpoint=lambda df, name: materialize(df, stage_dir / "indicators" / name),
-        )
-        cells = materialize(result.cells, stage_dir / "cells")
-        n_cells = cells.count()
-        # status (ok, not_applicable, not_covered) beside the contract's columns, so that
-        # `zicht export --from` can apply other disclosure rules without recomputing
-        write_parquet(
-            cells.select("level", "area_code", "year", "indicator", "value", "status"),
-            work / "restricted/indicators.parquet",
-        )
-        outputs["restricted/indicators.parquet"] = hash_output(
-            work, "restricted/indicators.parquet", n_cells
-        )
-        contributors = result.magnitude_contributors
-        if contributors is not None:
-            rel = "restricted/magnitude_contributors.parquet"
-            contributors = materialize(contributors, work / rel)
-            outputs[rel] = hash_output(work, rel, contributors.count())
-        # the accepted areas (hierarchy, names, outlines) for the model and export stages
-        areas = materialize(acc["areas"], work / "restricted/areas.parquet")
-        outputs["restricted/areas.parquet"] = hash_output(
-            work, "restricted/areas.parquet", areas.count()
-        )
-        # One row per buurt and year: small by construction (~14k buurten nationally).
-        features_pd = result.area_features.toPandas()
-        write_parquet(result.area_features, work / "restricted/area_features.parquet")
-        outputs["restricted/area_features.parquet"] = hash_output(
-            work, "restricted/area_features.parquet", len(features_pd)
-        )
-    skipped = dict(result.skipped)
-    live = [s for s in settings.indicators if s.key not in skipped]
-    return Indicators(cells, n_cells, features_pd, areas, contributors, skipped, live)
+class Indicators:
+    """The indicator catalogue per buurt, wijk and gemeente, and the area features."""
+
+    name = "indicators"
+    needs = ("validated", "incidents_located", "residence", "network_counts", "youth_ties")
+    produces = ("indicators", "area_features", "areas", "magnitude_contributors", "cells")
+
+    def run(self, ctx: RunContext) -> StageResult:
+        from zicht.features.indicators import IndicatorResult, Sources, build_indicators
+
+        linked = load_linked(ctx)
+        acc, settings = linked.accepted, ctx.settings
+        result = StageResult()
+        with ctx.timer.step("indicators"):
+            src = Sources(
+                areas=acc["areas"],
+                incidents=linked.incidents,
+                suspects=acc.get("suspects"),
+                residence=linked.residence,
+                addresses=acc.get("addresses"),
+                signals=linked.signals,
+                companies=acc.get("companies"),
+                company_roles=acc.get("company_roles"),
+                property_transactions=acc.get("property_transactions"),
+                household_income=acc.get("household_income"),
+                areas_have_inhabitants=linked.areas_have_inhabitants,
+                network_level_counts=ctx.read_optional("network_counts"),
+                youth_tie_counts=ctx.read_optional("youth_ties"),
+            )
+            built: IndicatorResult = build_indicators(
+                src,
+                years=linked.years,
+                phenomena=settings.phenomena,
+                specs=settings.indicators,
+                coverage=settings.coverage,
+                patterns=settings.patterns,
+                checkpoint=lambda df, name: ctx.write("indicator_checkpoint", df, checkpoint=name)[
+                    0
+                ],
+            )
+            cells, _ = ctx.write("cells", built.cells)
+            n_cells = cells.count()
+            # status (ok, not_applicable, not_covered) beside the contract's columns, so that
+            # `zicht export --from` can apply other disclosure rules without recomputing
+            _, rec = ctx.write(
+                "indicators",
+                cells.select("level", "area_code", "year", "indicator", "value", "status"),
+                count=False,
+            )
+            result.outputs[ctx.relative("indicators")] = {**rec, "rows": n_cells}
+            if built.magnitude_contributors is not None:
+                _, rec = ctx.write("magnitude_contributors", built.magnitude_contributors)
+                result.outputs[ctx.relative("magnitude_contributors")] = rec
+            # the accepted areas (hierarchy, names, outlines) for the model and export stages
+            _, rec = ctx.write("areas", acc["areas"])
+            result.outputs[ctx.relative("areas")] = rec
+            _, rec = ctx.write("area_features", built.area_features)
+            result.outputs[ctx.relative("area_features")] = rec
+        result.facts["skipped_indicators"] = dict(built.skipped)
+        result.metrics["indicator_cells"] = float(n_cells)
+        return result
 
 
 # --------------------------------------------------------------------------- area models
@@ -396,44 +476,308 @@ def geometry_by_buurt(areas: DataFrame) -> dict[str, str] | None:
     return geometry or None
 
 
-def area_models(
-    spark: SparkSession,
-    settings: Settings,
-    features: pd.DataFrame,
-    areas: DataFrame,
-    live_specs: list[IndicatorSpec],
-    work: Path,
-    *,
-    timings: dict[str, float],
-    outputs: dict[str, Any],
-    skipped_stages: dict[str, str],
-) -> Any:
+class AreaModels:
     """Typology, anomalies and hot spots (scikit-learn on the driver: areas are few, ~14k
-    buurten nationally); returns the model result for MLflow, or None when skipped."""
-    from zicht.models.typology import (
-        fit_area_models,
-        profile_columns_from_catalogue,
-        rate_parts_from_catalogue,
+    buurten nationally)."""
+
+    name = "models"
+    needs = ("area_features", "areas")
+    produces = ("area_typology",)
+
+    def run(self, ctx: RunContext) -> StageResult:
+        from zicht.models.typology import (
+            fit_area_models,
+            profile_columns_from_catalogue,
+            rate_parts_from_catalogue,
+        )
+
+        settings = ctx.settings
+        result = StageResult()
+        ctx.fs.delete(ctx.location("area_typology"))
+        with ctx.timer.step("area_models"):
+            # one row per buurt and year: small by construction
+            features = ctx.read("area_features").toPandas()
+            live = live_specs(ctx)
+            try:
+                model = fit_area_models(
+                    features,
+                    phenomena=list(settings.phenomena),
+                    settings=settings.model,
+                    rate_parts=rate_parts_from_catalogue(live),
+                    geometry_wkt=geometry_by_buurt(ctx.read("areas")),
+                    anomaly_columns=profile_columns_from_catalogue(live),
+                )
+            except ValueError as exc:
+                # nothing varies between the areas (one buurt, or no data): no typology to fit
+                result.skipped = str(exc)
+                return result
+            typ = ctx.spark.createDataFrame(model.typology)
+            _, rec = ctx.write("area_typology", typ)
+            result.outputs[ctx.relative("area_typology")] = rec
+            result.value = model
+        return result
+
+    def log(self, ctx: RunContext, result: StageResult, tracker: Tracker) -> None:
+        if result.value is None:
+            return
+        from zicht.jobs.track import log_area_models
+
+        log_area_models(
+            result.value,
+            registered_model_name=ctx.settings.model.registered_model_name,
+            inputs=ctx.fact("inputs"),
+            input_dir=ctx.fact("input_dir"),
+            features_source=fsmod.join(
+                outputs.readable(ctx.fs, ctx.output), ctx.relative("area_features")
+            ),
+        )
+
+
+# --------------------------------------------------------------------------- export
+
+
+class Export:
+    """Disclosure control and the partner deliverables (``zicht.jobs.export``)."""
+
+    name = "export"
+    needs = ("indicators", "areas", "magnitude_contributors")
+    produces = (
+        "disclosure_audit",
+        "indicators_buurt",
+        "indicators_wijk",
+        "indicators_gemeente",
+        "codebook",
+        "disclosure_report",
+        "workbook",
+        "report",
     )
 
-    model_result = None
-    with stage(timings, "area_models"):
-        try:
-            model_result = fit_area_models(
-                features,
-                phenomena=list(settings.phenomena),
-                settings=settings.model,
-                rate_parts=rate_parts_from_catalogue(live_specs),
-                geometry_wkt=geometry_by_buurt(areas),
-                anomaly_columns=profile_columns_from_catalogue(live_specs),
+    def __init__(self, *, force_release: bool = False, release_id: str | None = None) -> None:
+        self.force_release = force_release
+        self.release_id = release_id
+
+    def run(self, ctx: RunContext) -> StageResult:
+        from zicht.jobs.export import publish
+
+        specs = live_specs(ctx)
+        cells = ctx.read("indicators")
+        areas = ctx.read("areas")
+        contributors = ctx.read_optional("magnitude_contributors")
+        outputs_, report = publish(
+            ctx,
+            cells=cells,
+            areas=areas,
+            specs=specs,
+            contributors=contributors,
+            release_id=self.release_id or ctx.run_id,
+            force_release=self.force_release,
+        )
+        from zicht.jobs.export import disclosure_metrics
+
+        return StageResult(outputs=outputs_, metrics=disclosure_metrics(report), value=report)
+
+    def after_commit(self, ctx: RunContext, result: StageResult) -> None:
+        from zicht.jobs.export import publish_release
+
+        publish_release(ctx.fs, ctx.location("release_register"), self.release_id or ctx.run_id)
+
+    def log(self, ctx: RunContext, result: StageResult, tracker: Tracker) -> None:
+        tracker.text(ctx.fs.read_text(ctx.location("codebook")), "codebook.csv")
+        tracker.json(result.value, "disclosure_report.json")
+
+
+def all_stages(*, force_release: bool = False) -> list[Stage]:
+    return [Ingest(), Network(), Indicators(), AreaModels(), Export(force_release=force_release)]
+
+
+STAGE_NAMES = ("ingest", "network", "indicators", "models", "export")
+
+
+def stage_named(name: str, *, force_release: bool = False) -> Stage:
+    for s in all_stages(force_release=force_release):
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+# --------------------------------------------------------------------------- the orchestrator
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as pkg_version
+
+    try:
+        return pkg_version("zicht")
+    except PackageNotFoundError:  # pragma: no cover - running from an unpacked wheel on --py-files
+        return "unknown"
+
+
+def _manifest(
+    ctx: RunContext, *, started: dt.datetime, mlflow_run_id: str, previous: dict[str, Any]
+) -> dict[str, Any]:
+    """The manifest: what the run read and wrote, assembled from the stages' results (and,
+    for a stage job, what the manifest of the earlier stages recorded)."""
+    stages = dict(previous.get("stages", {}))
+    skipped_stages = dict(previous.get("skipped_stages", {}))
+    for name, r in ctx.results.items():
+        stages[name] = {"finished": dt.datetime.now(dt.UTC).isoformat(), "facts": r.facts}
+        if r.skipped:
+            skipped_stages[name] = r.skipped
+        else:
+            skipped_stages.pop(name, None)
+    facts: dict[str, Any] = {}
+    for s in stages.values():
+        facts.update(s.get("facts", {}))
+    outputs_ = {**previous.get("outputs", {}), **flat_outputs(ctx.results)}
+    return {
+        "run_id": ctx.run_id,
+        "mlflow_run_id": mlflow_run_id,
+        "started": previous.get("started", started.isoformat()),
+        "finished": dt.datetime.now(dt.UTC).isoformat(),
+        "zicht_version": version(),
+        "contract_version": store.CONTRACT_VERSION,
+        "digest_scheme": fsmod.DIGEST_SCHEME,
+        "config": ctx.settings.to_jsonable(),
+        "period": facts.get("period"),
+        "persons_snapshots": facts.get("persons_snapshots"),
+        "input_dir": facts.get("input_dir"),
+        "store": facts.get("store"),
+        "inputs": facts.get("inputs", {}),
+        "extra_columns_dropped": facts.get("extra_columns_dropped", {}),
+        "skipped_indicators": facts.get("skipped_indicators", {}),
+        "skipped_stages": skipped_stages,
+        "stages": stages,
+        "outputs": outputs_,
+        "recovered": ctx.recovered,
+        "exports": previous.get("exports", []),
+        "timings_s": {**previous.get("timings_s", {}), **ctx.timer.timings},
+    }
+
+
+def _restore(ctx: RunContext, previous: dict[str, Any]) -> None:
+    """A stage job picks up the facts of the stages before it from the manifest, and the
+    store ingest made."""
+    for name, s in previous.get("stages", {}).items():
+        ctx.results[name] = StageResult(facts=s.get("facts", {}))
+    store_info = previous.get("store") or {}
+    location = store_info.get("location")
+    if location:
+        ctx.store = location
+        state = store.read_state(ctx.fs, location)
+        if state is None:
+            raise InputError(
+                f"the store {location} that ingest made is gone (purged?): run zicht ingest again"
             )
-        except ValueError as exc:
-            # nothing varies between the areas (one buurt, or no data): no typology to fit
-            skipped_stages["area_models"] = str(exc)
-        if model_result is not None:
-            typ = spark.createDataFrame(model_result.typology)
-            write_parquet(typ, work / "restricted/area_typology.parquet")
-            outputs["restricted/area_typology.parquet"] = hash_output(
-                work, "restricted/area_typology.parquet", len(model_result.typology)
+        ctx.store_facts = state
+
+
+def execute(
+    ctx: RunContext,
+    stages: Sequence[Stage],
+    *,
+    command: str,
+    previous: dict[str, Any] | None = None,
+    commit_mode: str | None = None,
+) -> dict[str, Any]:
+    """Run ``stages`` on ``ctx`` as one MLflow run; write the manifest; commit the output.
+
+    ``commit_mode``: ``rename``/``pointer`` (``zicht run``: ``ctx.work`` is a fresh folder that
+    replaces the output at the end) or None (a stage job writes into the output in place).
+    Returns the manifest.
+    """
+    previous = previous or {}
+    started = dt.datetime.now(dt.UTC)
+    stage_names = [s.name for s in stages]
+    tags = {
+        "zicht.run_id": ctx.run_id,
+        "zicht.command": command,
+        "zicht.stage": ",".join(stage_names),
+    }
+    if ctx.input:
+        tags["zicht.input"] = ctx.input
+    params = ctx.settings.to_flat_params()
+    if command == "export":
+        tags["zicht.export_of"] = ctx.run_id
+        params = {k: v for k, v in params.items() if k.startswith("disclosure.")}
+    if previous:
+        _restore(ctx, previous)
+    try:
+        for stage in stages:  # refusals that need no MLflow run: nothing has started yet
+            precheck = getattr(stage, "precheck", None)
+            if precheck is not None:
+                precheck(ctx)
+        with (
+            capture_log() as captured,
+            Progress(ctx.spark, lambda: ctx.current_stage, interval_s=PROGRESS_INTERVAL_S),
+            tracked_run(
+                experiment=ctx.settings.mlflow.experiment,
+                output=ctx.output,
+                run_name=f"zicht-{command}-{started:%Y%m%dT%H%M%S}",
+                tags=tags,
+                params=params,
+            ) as tracker,
+        ):
+            if ctx.lease is not None:  # the next run marks this one KILLED if it dies
+                ctx.lease.mlflow_run_id = tracker.run_id
+                ctx.lease.renew()
+            for stage in stages:
+                ctx.current_stage = stage.name
+                result = stage.run(ctx)
+                ctx.results[stage.name] = result
+                faults.point(f"after:{stage.name}")
+                tracker.metrics(result.metrics)
+                log_hook = getattr(stage, "log", None)
+                if log_hook is not None:
+                    log_hook(ctx, result, tracker)
+            store_info = ctx.fact("store") or {}
+            tracker.tags({"zicht.store_reused": str(bool(store_info.get("reused"))).lower()})
+            manifest = _manifest(
+                ctx, started=started, mlflow_run_id=tracker.run_id, previous=previous
             )
-    return model_result
+            metrics = {f"time_{k}_s": v for k, v in ctx.timer.timings.items()}
+            for table, a in manifest["inputs"].items():
+                for k in ("rows_read", "rows_used", "rows_rejected", "rows_excluded"):
+                    metrics[f"{table}_{k}"] = float(a[k])
+            tracker.metrics(metrics)
+            text = json.dumps(manifest, indent=2, default=str)
+            ctx.fs.write_text(fsmod.join(ctx.work, "manifest.json"), text, overwrite=True)
+            tracker.text(text, "manifest.json")
+            log_text = captured.text()
+            ctx.fs.write_text(ctx.location("log"), log_text, overwrite=True)
+            tracker.text(log_text, "zicht.log")
+            faults.point("before_commit")
+            if commit_mode is not None:
+                ctx.fs.delete(ctx.root("stage"))  # person-level hand-overs are not kept
+                outputs.commit(ctx.fs, ctx.work, ctx.output, ctx.run_id, commit_mode)
+                after_commit(ctx, stages)
+    except BaseException:
+        if commit_mode is not None:
+            outputs.discard(ctx.fs, ctx.work, ctx.output)
+        raise
+    return manifest
+
+
+def after_commit(ctx: RunContext, stages: Sequence[Stage]) -> None:
+    for stage in stages:
+        hook = getattr(stage, "after_commit", None)
+        if hook is not None:
+            hook(ctx, ctx.results[stage.name])
+
+
+def recover_releases(ctx_fs: fsmod.FileSystem, output: str) -> list[str]:
+    """The release register's pending entries of ``output`` that were never committed."""
+    from zicht.jobs import catalog
+    from zicht.jobs.export import recover_register
+
+    register = catalog.get("release_register").path(fsmod.parent(output))
+    committed: set[str] = set()
+    manifest = fsmod.join(outputs.readable(ctx_fs, output), "manifest.json")
+    if ctx_fs.exists(manifest):
+        body = json.loads(ctx_fs.read_text(manifest))
+        committed = {body.get("run_id")} | {e.get("release_id") for e in body.get("exports", [])}
+    return recover_register(ctx_fs, register, output, committed)
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex

@@ -56,7 +56,7 @@ from zicht.features.schemas import INPUT_TABLES
 from zicht.features.settings import ConfigError
 from zicht.jobs.config import load_settings
 from zicht.jobs.io import forbidden_match
-from zicht.jobs.runtime import build_spark
+from zicht.jobs.runtime import add_verbosity_flags, build_spark, configure_logging
 
 log = logging.getLogger("zicht")
 
@@ -82,6 +82,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_KEY_ENV,
         help=f"environment variable holding the key (default {DEFAULT_KEY_ENV})",
     )
+    add_verbosity_flags(p)
     return p.parse_args(argv)
 
 
@@ -202,9 +203,8 @@ def pseudonymize(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
-    )
+    # before build_spark: the session's own log level follows (Spark INFO only with -v)
+    configure_logging(args.verbosity)
     try:
         key = read_key(args.key_env)
         pmap = load_map(args.map, args.table)

@@ -110,8 +110,26 @@ def build_spark(settings: SparkSettings, app_name: str = "zicht") -> SparkSessio
 
 def mlflow_tracking_uri(output_dir: str | Path) -> str:
     """MLFLOW_TRACKING_URI when set, else a SQLite store beside the output folder."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    parent = Path(output_dir).resolve().parent
-    return f"sqlite:///{parent / 'mlflow.db'}"
+    from zicht.jobs.tracking import tracking_uri
+
+    return tracking_uri(str(output_dir))
+
+
+def exit_code(exc: BaseException) -> int | None:
+    """The exit code of a handled failure (CONTRACT.md section 4), None for an internal error.
+
+    2 usage or configuration; 3 input or output refused; 4 refused by a privacy guard.
+    """
+    from zicht.features.settings import ConfigError
+    from zicht.jobs.context import PrivacyRefusal
+    from zicht.jobs.io import ForbiddenColumn, InputError
+    from zicht.jobs.outputs import OutputRefused
+    from zicht.jobs.tracking import TrackingError
+
+    if isinstance(exc, (PrivacyRefusal, ForbiddenColumn)):
+        return 4
+    if isinstance(exc, (InputError, OutputRefused)):
+        return 3
+    if isinstance(exc, (ConfigError, TrackingError)):
+        return 2
+    return None

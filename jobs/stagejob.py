@@ -1,161 +1,156 @@
 """One pipeline stage as a Spark job on an output folder: ``zicht ingest``, ``zicht network
-build``, ``zicht indicators``, ``zicht models`` (and ``zicht export --from``).
+build``, ``zicht indicators``, ``zicht models`` and ``zicht export --from``.
 
-The stages are the functions ``zicht run`` chains (``zicht.jobs.pipeline``); a stage job reads
-the previous stage's hand-over from ``OUTPUT/restricted/stage/`` and ``OUTPUT/restricted/``,
-writes its own outputs in place and updates ``OUTPUT/manifest.json`` (outputs, timings,
-skipped). Unlike ``zicht run`` there is no swap-in of a finished folder: an analyst runs the
-stages one after another, or reruns a later one with other settings. ``restricted/stage/``
-holds person-level intermediate tables and stays inside the secure environment like all of
-``restricted/``; ``zicht run`` never keeps it. Each stage job is its own MLflow run, tagged with
-the run id of its ingest (``zicht.run_id``) and the stage (``zicht.stage``).
+The stages are those ``zicht run`` chains (:mod:`zicht.jobs.pipeline`), run by the same
+orchestrator. ``zicht ingest`` builds (or reuses) the analysis-ready store and starts the
+output folder; each later stage reads what the stages before it left (the store named in
+``manifest.json``, ``restricted/`` and the hand-overs in ``restricted/stage/``), writes its own
+outputs in place and updates the manifest. ``zicht export --from`` prepares the new
+``export/`` and audit beside the old ones and swaps them in only when every check passed.
+``restricted/stage/`` holds person-level hand-overs and stays inside the secure environment
+like all of ``restricted/``; ``zicht run`` never keeps it. Each job is its own MLflow run,
+tagged with the run id of its ingest (``zicht.run_id``) and the stage (``zicht.stage``).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
-import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from zicht.features.settings import ConfigError, Settings
-from zicht.jobs.io import InputError
-from zicht.jobs.outputs import OutputRefused, require_zicht_output, write_marker
-from zicht.jobs.runtime import add_verbosity_flags, configure_logging
-from zicht.jobs.stages import PipelineError, use_mlflow
+from zicht.jobs import fs as fsmod
+from zicht.jobs import outputs, store
+from zicht.jobs.runtime import add_verbosity_flags, configure_logging, exit_code
 
-STAGES = ("ingest", "network", "indicators", "models")
+PROG = {"network": "zicht network build", "export": "zicht export"}
 
 
 def parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog=f"zicht {'network build' if name == 'network' else name}",
+        prog=PROG.get(name, f"zicht {name}"),
         description=f"The {name} stage of the pipeline alone, on an output folder.",
     )
     if name == "ingest":
         p.add_argument("--input", required=True, help="input folder in contract form")
         p.add_argument("--output", required=True, help="output folder to start")
+        p.add_argument("--store", default=None, help="root of the stores (default: beside)")
         p.add_argument("--strict", action="store_true", help="stop at the first rejected row")
     else:
         p.add_argument("--from", dest="output", required=True, help="output folder of ingest")
+    if name == "export":
+        p.add_argument(
+            "--force-release",
+            action="store_true",
+            help="record the release even if the release register finds it could be "
+            "differenced against an earlier one (after checking both releases together)",
+        )
     p.add_argument("--conf", default=None, help="YAML overlay on the committed defaults")
     add_verbosity_flags(p)
     return p.parse_args(argv)
 
 
-def _stage_dir(output: Path) -> Path:
-    return output / "restricted" / "stage"
+def run_stage(name: str, spark: Any, settings: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Run stage ``name`` on ``args.output``; returns the manifest."""
+    from zicht.jobs.context import RunContext
+    from zicht.jobs.io import InputError
+    from zicht.jobs.pipeline import execute, new_run_id, recover_releases, stage_named
+    from zicht.jobs.tracking import mark_killed, tracking_uri
 
-
-def run_stage(name: str, spark: Any, settings: Settings, args: argparse.Namespace) -> Path:
-    """Run stage ``name`` on ``args.output``; returns the manifest's path."""
-    import mlflow
-
-    from zicht.jobs import pipeline as pl
-    from zicht.jobs.run import _check_paths, _version, manifest_body
-
-    output = Path(args.output).resolve()
-    stage_dir = _stage_dir(output)
-    manifest_path = output / "manifest.json"
-    timings: dict[str, float] = {}
-    outputs: dict[str, Any] = {}
+    fs = fsmod.FileSystem(spark)
+    output = fsmod.normalize(args.output)
+    tracking_uri(output)
     if name == "ingest":
-        input_dir = Path(args.input)
-        _check_paths(input_dir, output)
-        run_id = uuid.uuid4().hex
-        (output / "restricted").mkdir(parents=True, exist_ok=True)
-        (output / "export").mkdir(parents=True, exist_ok=True)
-        write_marker(output, run_id=run_id, version=_version())
-        manifest: dict[str, Any] = {
-            "run_id": run_id,
-            "started": dt.datetime.now(dt.UTC).isoformat(),
-            "zicht_version": _version(),
-            "config": settings.to_jsonable(),
-            "stages": {},
-        }
+        input_dir = fsmod.normalize(args.input)
+        if not fs.is_dir(input_dir):
+            raise InputError(f"--input {input_dir}: no such folder")
+        outputs.check_output(fs, output, input_dir=input_dir)
     else:
-        require_zicht_output(output)
-        if not (stage_dir / pl.STATE).exists():
-            raise InputError(f"--from {output}: no {stage_dir / pl.STATE}; run zicht ingest first")
-        manifest = json.loads(manifest_path.read_text())
-    use_mlflow(settings.mlflow.experiment, output)
-    with mlflow.start_run(run_name=f"zicht-{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"):
-        mlflow.set_tags({"zicht.run_id": manifest["run_id"], "zicht.stage": name})
-        skipped = dict(manifest.get("skipped_stages", {}))
+        outputs.require_zicht_output(fs, output)
+    outputs.check_not_mount_point(fs, output)
+    command = PROG.get(name, f"zicht {name}")
+    with outputs.Lease(fs, output, run_id=new_run_id(), command=command) as lease:
+        recovered = outputs.recover(fs, output) + recover_releases(fs, output)
+        if lease.previous is not None and mark_killed(output, lease.previous.get("mlflow_run_id")):
+            recovered.append(f"marked MLflow run {lease.previous['mlflow_run_id']} KILLED")
+        previous: dict[str, Any] = {}
         if name == "ingest":
-            linked = pl.ingest(
-                spark,
-                settings,
-                Path(args.input),
-                output,
-                stage_dir,
-                run_date=dt.date.today(),
-                timings=timings,
-                outputs=outputs,
-            )
-            manifest |= manifest_body(linked, {}, skipped, manifest.get("outputs", {}))
-        elif name == "network":
-            linked = pl.load_linked(spark, stage_dir)
-            pl.network(
-                spark,
-                settings,
-                linked,
-                output,
-                stage_dir,
-                timings=timings,
-                outputs=outputs,
-                skipped_stages=skipped,
-            )
-        elif name == "indicators":
-            linked = pl.load_linked(spark, stage_dir)
-            counts = pl.load_network_counts(spark, stage_dir)
-            ind = pl.indicators(
-                spark, settings, linked, counts, output, stage_dir, timings=timings, outputs=outputs
-            )
-            manifest["skipped_indicators"] = ind.skipped
-        elif name == "models":
-            import pandas as pd
+            run_id = lease.run_id
+            fs.mkdirs(output)
+            outputs.write_marker(fs, output, run_id=run_id, version=outputs._version())
+            work = output
+            store_root = fsmod.normalize(args.store) if args.store else store.default_root(output)
+        else:
+            work = outputs.readable(fs, output)
+            manifest_loc = fsmod.join(work, "manifest.json")
+            if not fs.exists(manifest_loc):
+                raise InputError(f"--from {output}: no manifest.json; run zicht ingest first")
+            previous = json.loads(fs.read_text(manifest_loc))
+            run_id = previous["run_id"]
+            input_dir = previous.get("input_dir")
+            store_root = None
+        ctx = RunContext(
+            spark=spark,
+            settings=settings,
+            fs=fs,
+            run_id=run_id,
+            output=output,
+            work=work,
+            store=store_root,
+            input=input_dir,
+            lease=lease,
+            recovered=recovered,
+        )
+        stage = stage_named(name, force_release=getattr(args, "force_release", False))
+        if name != "export":
+            return execute(ctx, [stage], command=name, previous=previous)
+        return _export(ctx, stage, previous)
 
-            features = pd.read_parquet(output / "restricted/area_features.parquet")
-            areas = spark.read.parquet(str(output / "restricted/areas.parquet"))
-            skipped_ind = manifest.get("skipped_indicators", {})
-            live = [s for s in settings.indicators if s.key not in skipped_ind]
-            result = pl.area_models(
-                spark,
-                settings,
-                features,
-                areas,
-                live,
-                output,
-                timings=timings,
-                outputs=outputs,
-                skipped_stages=skipped,
-            )
-            if result is not None:
-                from zicht.jobs.track import log_area_models
 
-                log_area_models(
-                    result,
-                    registered_model_name=settings.model.registered_model_name,
-                    inputs=manifest.get("inputs"),
-                    input_dir=manifest.get("input_dir"),
-                    features_source=str(output / "restricted/area_features.parquet"),
-                )
-        mlflow.log_metrics({f"time_{k}_s": v for k, v in timings.items()})
-        manifest["skipped_stages"] = skipped
-        manifest["outputs"] = {**manifest.get("outputs", {}), **outputs}
-        manifest["timings_s"] = {**manifest.get("timings_s", {}), **timings}
-        manifest.setdefault("stages", {})[name] = dt.datetime.now(dt.UTC).isoformat()
-        manifest["finished"] = dt.datetime.now(dt.UTC).isoformat()
-        tmp = output / "manifest.json.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2, default=str))
-        tmp.replace(manifest_path)
-        mlflow.log_artifact(str(manifest_path))
-    return manifest_path
+def _export(ctx: Any, stage: Any, previous: dict[str, Any]) -> dict[str, Any]:
+    """The export stage on a finished output: built in ``.export.tmp-<id>`` inside it, then
+    ``export/`` and the audit swapped in (the old ones moved aside first, then deleted)."""
+    from zicht.jobs.io import InputError
+    from zicht.jobs.pipeline import execute, new_run_id
+
+    if "indicators" not in previous.get("stages", {}):
+        raise InputError(f"--from {ctx.output}: no indicators yet; run zicht indicators first")
+    fs, target = ctx.fs, ctx.work
+    release_id = new_run_id()
+    stage.release_id = release_id
+    tmp = fsmod.join(target, f".export.tmp-{release_id}")
+    old = fsmod.join(target, f".export.old-{release_id}")
+    ctx.source, ctx.work = target, tmp
+    try:
+        manifest = execute(ctx, [stage], command="export", previous=previous)
+    except BaseException:
+        fs.delete(tmp)
+        raise
+    report = json.loads(fs.read_text(fsmod.join(tmp, "export/disclosure_report.json")))
+    manifest["exports"] = [
+        *previous.get("exports", []),
+        {
+            "release_id": release_id,
+            "finished": manifest["finished"],
+            "rules": report["parameters"],
+            "forced": bool(stage.force_release),
+            "timings_s": {k: ctx.timer.timings[k] for k in ("disclosure", "export")},
+        },
+    ]
+    # the manifest first: a kill during the swap leaves a release the register keeps (the
+    # safe side), never an export the register does not know
+    text = json.dumps(manifest, indent=2, default=str)
+    fs.write_text(fsmod.join(target, "manifest.json"), text, overwrite=True)
+    fs.mkdirs(old)
+    for rel in ("export", ctx.relative("disclosure_audit")):
+        if fs.exists(fsmod.join(target, rel)):
+            fs.rename(fsmod.join(target, rel), fsmod.join(old, fsmod.name(rel)))
+        fs.rename(fsmod.join(tmp, rel), fsmod.join(target, rel))
+    stage.after_commit(ctx, ctx.results[stage.name])
+    fs.delete(tmp)
+    fs.delete(old)
+    return manifest
 
 
 def main(name: str, argv: Sequence[str] | None = None) -> int:
@@ -165,21 +160,33 @@ def main(name: str, argv: Sequence[str] | None = None) -> int:
     args = parse_args(name, sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbosity)
     try:
+        if name == "ingest":
+            outputs.precheck_local(args.output, input_dir=args.input)
         overrides: dict[str, Any] = (
             {"validation": {"strict": True}} if getattr(args, "strict", False) else {}
         )
         settings = load_settings(args.conf, **overrides)
-    except ConfigError as exc:
-        print(f"zicht {name}: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise
+        print(f"{PROG.get(name, f'zicht {name}')}: {exc}", file=sys.stderr)
+        return code
     spark = build_spark(settings.spark, app_name=f"zicht-{name}")
     try:
-        path = run_stage(name, spark, settings, args)
-    except OutputRefused as exc:
-        print(f"zicht {name}: {exc}", file=sys.stderr)
-        return 3
-    except (InputError, PipelineError, FileNotFoundError) as exc:
-        print(f"zicht {name}: {exc}", file=sys.stderr)
-        return 2
-    print(f"zicht {name} finished; manifest {path}")
+        manifest = run_stage(name, spark, settings, args)
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise
+        print(f"{PROG.get(name, f'zicht {name}')}: {exc}", file=sys.stderr)
+        return code
+    out = outputs.readable(fsmod.FileSystem(spark), fsmod.normalize(args.output))
+    if name == "export":
+        last = manifest["exports"][-1]
+        print(f"zicht export {last['release_id']} finished")
+        print(f"  partner tables : {fsmod.join(out, 'export')}")
+        print(f"  rules          : {json.dumps(last['rules'])}")
+    else:
+        print(f"zicht {name} finished; manifest {fsmod.join(out, 'manifest.json')}")
     return 0

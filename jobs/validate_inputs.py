@@ -1,20 +1,27 @@
 """Validation stage: read every input table, apply the contract rules, account for every row.
 
-Reads the input folder through ``zicht.jobs.io``; returns accepted frames (cached), reject
-frames and the per-table accounting (rows read = used + rejected + excluded). Writes nothing
-itself: ``zicht.jobs.run`` writes the rejects under ``restricted/rejects/<table>``. Stops with
-one clear :class:`~zicht.jobs.io.InputError` when a table's reject share exceeds the configured
-limit, or at the first reject with ``--strict``.
+Reads the input folder through ``zicht.jobs.io``; writes each validated table once to
+``<stage_dir>/validated/<table>`` (typed contract columns, ``reject_rule``, ``is_excluded``, and
+the raw text on rejected rows only: :func:`zicht.features.validate.with_reject_text`) and
+returns the accepted frames and reject frames read from it, with the per-table accounting (rows
+read = used + rejected + excluded). ``stage_dir`` is a local path or a URI. The caller writes
+the rejects under ``restricted/rejects/<table>``. Stops with one clear
+:class:`~zicht.jobs.io.InputError` when a table's reject share exceeds the configured limit, or
+at the first reject with ``--strict``. Spark jobs carry the description ``zicht validate
+<table>`` (the UI's and the status store's job list).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -23,11 +30,16 @@ from zicht.features.schemas import INPUT_TABLES
 from zicht.features.settings import Settings
 from zicht.features.validate import (
     Parent,
+    Prechecked,
     RuleContext,
     accepted,
+    dangling_references,
+    duplicate_keys,
+    key_hash_candidates,
     parent_keys,
     rejects,
     validate_table,
+    with_reject_text,
 )
 from zicht.jobs.config import load_crime_codes
 from zicht.jobs.io import InputError, RawInput, read_input
@@ -45,6 +57,10 @@ ORDER = (
     "property_transactions",
     "household_income",
 )
+
+# The most rows of duplicated keys or dangling references collected to the driver and
+# broadcast; beyond it (a badly broken table) that rule shuffles the table instead.
+PRECHECK_ROWS = 100_000
 
 
 @dataclass
@@ -85,8 +101,9 @@ def _stop_message(name: str, validated: DataFrame, why: str) -> str:
     column = rule.split(".")[0]
     examples = [
         "+".join(str(r[k]) for k in key if k in r.asDict())
-        for r in bad.where(F.array_contains(F.split("reject_rule", ";"), rule))
-        .select(*[F.col("_raw_" + k).alias(k) for k in key])
+        for r in rejects(validated, name)
+        .where(F.array_contains(F.split("reject_rule", ";"), rule))
+        .select(*key)
         .limit(3)
         .collect()
     ]
@@ -97,12 +114,55 @@ def _stop_message(name: str, validated: DataFrame, why: str) -> str:
     )
 
 
-def materialize(df: DataFrame, path: Path) -> DataFrame:
+def _few(df: DataFrame) -> DataFrame | None:
+    """``df`` collected and handed back as a local frame when it has at most
+    ``PRECHECK_ROWS`` rows (broadcast from there), else None."""
+    rows = df.limit(PRECHECK_ROWS + 1).collect()
+    if len(rows) > PRECHECK_ROWS:
+        return None
+    return df.sparkSession.createDataFrame(rows, df.schema)
+
+
+def _precheck(name: str, raw: RawInput, parents: dict[str, Parent]) -> Prechecked | None:
+    """The duplicated keys and dangling references of a Parquet table, when they are few.
+
+    Each comes from a pass over its own column(s), cheap in Parquet, so the main pass needs no
+    shuffle of whole rows. A CSV table is validated in one pass instead: every extra pass over a
+    CSV file parses all of its text again, on one core when fields may hold line breaks.
+    """
+    if raw.fmt == "csv":
+        return None
+    candidates = _few(key_hash_candidates(raw.frame, name))
+    duplicates = (
+        None if candidates is None else _few(duplicate_keys(raw.frame, name, candidates=candidates))
+    )
+    dangling = {
+        col: found
+        for col, refs in dangling_references(raw.frame, name, parents).items()
+        if (found := _few(refs)) is not None
+    }
+    return Prechecked(duplicate_keys=duplicates, dangling=dangling)
+
+
+@contextmanager
+def _job_description(spark: SparkSession, text: str) -> Iterator[None]:
+    """Name the Spark jobs started inside (the UI's job list), then restore the caller's."""
+    sc = spark.sparkContext
+    before = sc.getLocalProperty("spark.job.description")
+    sc.setJobDescription(text)
+    try:
+        yield
+    finally:
+        sc.setJobDescription(before)  # type: ignore[arg-type]
+
+
+def materialize(df: DataFrame, path: str | Path) -> DataFrame:
     """Write a frame to Parquet and read it back.
 
     Each validated table is read several times and feeds the references of the next tables;
     reading it back from Parquet cuts the query plan there, so plans stay small (Catalyst's
     analysis time grows with the plan) and a cluster run depends on no executor's cache.
+    ``path`` is a local path or a URI.
     """
     df.write.mode("overwrite").parquet(str(path))
     return df.sparkSession.read.parquet(str(path))
@@ -114,13 +174,18 @@ def validate_inputs(
     settings: Settings,
     *,
     run_date: dt.date,
-    stage_dir: Path,
+    stage_dir: str | Path,
 ) -> Validated:
+    """Validate every input table in contract order; see the module docstring."""
     forbidden = settings.validation.forbidden_columns
+    # locations are URIs or paths: children by string joining (Path("s3a://b") loses a slash)
+    validated_dir = f"{str(stage_dir).rstrip('/')}/validated"
     # Read every table first: a sensitive column anywhere stops the run before any work.
     raws: dict[str, RawInput] = {}
     for name in ORDER:
-        raw = read_input(spark, input_dir, name, forbidden=forbidden)
+        raw = read_input(
+            spark, input_dir, name, forbidden=forbidden, encoding=settings.input.encoding
+        )
         if raw is not None:
             raws[name] = raw
 
@@ -146,67 +211,88 @@ def validate_inputs(
         "persons" in raws and "snapshot_year" in raws["persons"].present_columns
     )
 
-    for name in ORDER:
-        if name not in raws:
-            continue
-        raw = raws[name]
-        ctx = dataclasses.replace(ctx, parents=dict(parents))
-        v = validate_table(name, raw.frame, ctx)
-        if name == "incidents":
-            v = with_point_buurt(v, polygons=out.polygons)
-            v = add_point_rejects(v, has_polygons=bool(out.polygons))
-        v = materialize(v, stage_dir / "validated" / name)
-        n, n_rej, n_exc = _count(v)
-        out.accounting[name] = {
-            "rows_read": n,
-            "rows_used": n - n_rej - n_exc,
-            "rows_rejected": n_rej,
-            "rows_excluded": n_exc,
-            "sha256": raw.sha256,
-            "format": raw.fmt,
-            "columns_absent": [c for c in INPUT_TABLES[name].names if c not in raw.present_columns],
-        }
-        out.extra_columns[name] = list(raw.extra_columns)
-        if settings.validation.strict and n_rej:
-            raise InputError(_stop_message(name, v, "--strict stops at the first rejected row"))
-        if n and n_rej / n > settings.validation.max_reject_share:
-            raise InputError(
-                _stop_message(
-                    name,
-                    v,
-                    f"{n_rej} of {n} rows rejected ({n_rej / n:.1%}), above the limit of "
-                    f"{settings.validation.max_reject_share:.1%}",
-                )
-            )
-        out.rejects[name] = rejects(v, name)
-        out.accepted[name] = accepted(v, name)
-        if name in ("areas", "addresses", "incidents", "companies"):
-            parents[name] = parent_keys(v, name)
-        if name == "areas" and "geometry_wkt" in raw.present_columns:
-            # Buurt polygons for point-in-polygon: one row per buurt (~14k nationally), small
-            # by construction, so they go to the driver and travel with the locating tasks.
-            out.polygons = [
-                (r["buurt_code"], r["geometry_wkt"])
-                for r in out.accepted["areas"]
-                .where(F.col("geometry_wkt").isNotNull())
-                .select("buurt_code", "geometry_wkt")
-                .collect()
-            ]
-        if name == "incidents":
-            years = configured_years or tuple(
-                sorted(
-                    int(r[0])
-                    for r in out.accepted["incidents"]
-                    .select(F.year("incident_date"))
-                    .distinct()
-                    .collect()
-                )
-            )
-            if not years:
-                raise InputError(
-                    "table incidents: no valid incident, so there is no period to analyse"
-                )
-            out.years = years
-            out.reference_date = settings.period.reference_date or dt.date(max(years), 12, 31)
-            ctx = dataclasses.replace(ctx, period_years=years, reference_date=out.reference_date)
+    try:
+        for name in ORDER:
+            if name not in raws:
+                continue
+            raw = raws[name]
+            with _job_description(spark, f"zicht validate {name}"):
+                ctx = dataclasses.replace(ctx, parents=dict(parents))
+                pre = _precheck(name, raw, parents)
+                v = validate_table(name, raw.frame, ctx, prechecked=pre)
+                if name == "incidents":
+                    v = with_point_buurt(v, polygons=out.polygons)
+                    v = add_point_rejects(v, has_polygons=bool(out.polygons))
+                # after the last rule: raw text stays on rejected rows only
+                v = materialize(with_reject_text(v, name), f"{validated_dir}/{name}")
+                n, n_rej, n_exc = _count(v)
+                out.accounting[name] = {
+                    "rows_read": n,
+                    "rows_used": n - n_rej - n_exc,
+                    "rows_rejected": n_rej,
+                    "rows_excluded": n_exc,
+                    "sha256": raw.sha256,
+                    "format": raw.fmt,
+                    "columns_absent": [
+                        c for c in INPUT_TABLES[name].names if c not in raw.present_columns
+                    ],
+                }
+                out.extra_columns[name] = list(raw.extra_columns)
+                if settings.validation.strict and n_rej:
+                    raise InputError(
+                        _stop_message(name, v, "--strict stops at the first rejected row")
+                    )
+                if n and n_rej / n > settings.validation.max_reject_share:
+                    raise InputError(
+                        _stop_message(
+                            name,
+                            v,
+                            f"{n_rej} of {n} rows rejected ({n_rej / n:.1%}), above the limit of "
+                            f"{settings.validation.max_reject_share:.1%}",
+                        )
+                    )
+                out.rejects[name] = rejects(v, name)
+                out.accepted[name] = accepted(v, name)
+                if name in ("areas", "addresses", "incidents", "companies"):
+                    # aggregated once, kept for the tables that refer to it (addresses: five)
+                    keys = parent_keys(v, name)
+                    parents[name] = dataclasses.replace(
+                        keys, keys=keys.keys.persist(StorageLevel.MEMORY_AND_DISK)
+                    )
+                if name == "areas" and "geometry_wkt" in raw.present_columns:
+                    # Buurt polygons for point-in-polygon: one row per buurt (~14k nationally),
+                    # small by construction, so they go to the driver and from there to the
+                    # executors once, as a broadcast (with_point_buurt).
+                    out.polygons = [
+                        (r["buurt_code"], r["geometry_wkt"])
+                        for r in out.accepted["areas"]
+                        .where(F.col("geometry_wkt").isNotNull())
+                        .select("buurt_code", "geometry_wkt")
+                        .collect()
+                    ]
+                if name == "incidents":
+                    years = configured_years or tuple(
+                        sorted(
+                            int(r[0])
+                            for r in out.accepted["incidents"]
+                            .select(F.year("incident_date"))
+                            .distinct()
+                            .collect()
+                        )
+                    )
+                    if not years:
+                        raise InputError(
+                            "table incidents: no valid incident, so there is no period to analyse"
+                        )
+                    out.years = years
+                    out.reference_date = settings.period.reference_date or dt.date(
+                        max(years), 12, 31
+                    )
+                    ctx = dataclasses.replace(
+                        ctx, period_years=years, reference_date=out.reference_date
+                    )
+    finally:
+        # the cached parent keys serve this validation only
+        for parent in parents.values():
+            parent.keys.unpersist()
     return out

@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 
 from zicht.features.export import export_tokens
 from zicht.jobs.export import build_report_html, file_text, scan_export, wide_table, write_xlsx
+from zicht.jobs.fs import FileSystem
 
 BU = ["BU00010101", "BU00010102", "BU00010201"]
 W = ["WK000101", "WK000102"]
@@ -108,7 +109,7 @@ def test_xlsx_sheets_and_values(tmp_path: Path) -> None:
     from openpyxl import load_workbook
 
     path = tmp_path / "indicators.xlsx"
-    write_xlsx(partner_rows(), codebook(), path, report=REPORT)
+    path.write_bytes(write_xlsx(partner_rows(), codebook(), report=REPORT))
     wb = load_workbook(path)
     assert wb.sheetnames == ["Buurten", "Wijken", "Gemeenten", "Codeboek", "Tekens", "Toelichting"]
     ws = wb["Gemeenten"]
@@ -142,24 +143,27 @@ def test_scan_finds_planted_pseudonyms(spark: SparkSession, tmp_path: Path) -> N
     export.mkdir()
     rows = partner_rows()
     rows.to_csv(export / "indicators_buurt.csv", index=False)
-    write_xlsx(rows, codebook(), export / "indicators.xlsx", report=REPORT)
+    (export / "indicators.xlsx").write_bytes(write_xlsx(rows, codebook(), report=REPORT))
     (export / "report.html").write_text(
         build_report_html(rows, areas(), phenomena={"drugs": "D"}, report=REPORT)
     )
-    assert scan_export(spark, export, inputs) == []
+    files = FileSystem(spark)
+    tables = {"persons": spark.read.parquet(str(inputs / "persons.parquet"))}
+    assert scan_export(spark, files, str(export), tables) == []
 
     # the same pseudonym planted as an area name reaches the CSV, the XLSX and the HTML
     leaky = rows.assign(area_name=rows["area_name"].where(rows["area_code"] != BU[0], PSEUDONYM))
     leaky.to_csv(export / "indicators_buurt.csv", index=False)
-    write_xlsx(leaky, codebook(), export / "indicators.xlsx", report=REPORT)
+    (export / "indicators.xlsx").write_bytes(write_xlsx(leaky, codebook(), report=REPORT))
     leaky_areas = areas().assign(buurt_name=["Centrum", "Haven", PSEUDONYM])
     (export / "report.html").write_text(
         build_report_html(rows, leaky_areas, phenomena={"drugs": "D"}, report=REPORT)
     )
     with zipfile.ZipFile(export / "indicators.xlsx") as z:  # stored as shared strings
         assert any(PSEUDONYM in z.read(n).decode() for n in z.namelist())
-    assert PSEUDONYM in file_text(export / "indicators.xlsx")
-    problems = scan_export(spark, export, inputs)
+    xlsx = export / "indicators.xlsx"
+    assert PSEUDONYM in file_text(xlsx.name, xlsx.read_bytes())
+    problems = scan_export(spark, files, str(export), tables)
     assert sorted(p.split()[0] for p in problems) == [
         "export/indicators.xlsx",
         "export/indicators_buurt.csv",
@@ -208,13 +212,22 @@ def test_report_renders_maps_in_chromium(tmp_path: Path) -> None:
     assert sum(pixels(c) for c in COLORS[:-1]) > 500
 
 
-def test_release_register_refuses_weaker_rules_and_new_phenomena(tmp_path: Path) -> None:
-    from zicht.jobs.export import register_release, release_entry
+@pytest.mark.spark
+def test_release_register_refuses_weaker_rules_and_new_phenomena(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from zicht.jobs.export import register_release as register
+    from zicht.jobs.export import release_entry
 
     inputs = {"incidents": {"sha256": "a" * 64}, "persons": {"sha256": "b" * 64}}
     rules = {"min_count": 10, "protection_width": 2, "rounding_base": None}
     ph = {"drugs": {"incident_codes": ["F42"], "classes": [], "signal_categories": []}}
     reg = tmp_path / "zicht_releases.json"
+    files = FileSystem(spark)
+
+    def register_release(reg: Path, entry: dict, *, force: bool = False) -> list[str]:
+        return register(files, str(reg), entry, force=force)
+
     first = release_entry("r1", inputs=inputs, rules=rules, phenomena=ph)
     assert register_release(reg, first) == []
     # the same release again: the pattern is deterministic, nothing new is learnt

@@ -12,8 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from zicht.jobs import outputs
 from zicht.jobs import run as run_job
-from zicht.jobs.outputs import MARKER, OutputRefused, check_output
+from zicht.jobs.fs import FileSystem
+from zicht.jobs.outputs import MARKER, LocalFiles, OutputRefused
+
+
+def check_output(output: Path, *, input_dir: Path | None = None) -> None:
+    outputs.check_output(
+        LocalFiles(), str(output), input_dir=None if input_dir is None else str(input_dir)
+    )
+
 
 pytestmark = pytest.mark.e2e
 
@@ -103,18 +112,20 @@ def test_a_file_as_output_is_refused(tmp_path: Path) -> None:
         check_output(tmp_path / "out")
 
 
-def test_commit_refuses_a_folder_whose_marker_went_away(tmp_path: Path) -> None:
+@pytest.mark.spark
+def test_commit_refuses_a_folder_whose_marker_went_away(spark, tmp_path: Path) -> None:
     """The ownership is checked again at the swap: the folder may change during a run."""
     work = tmp_path / ".out.tmp-1"
     (work / "export").mkdir(parents=True)
     out = tmp_path / "out"
     before = _web_app(out)
     with pytest.raises(OutputRefused):
-        run_job._commit(work, out, "1")
+        outputs.commit_rename(FileSystem(spark), str(work), str(out), "1")
     assert _snapshot(out) == before
 
 
-def test_commit_replaces_a_marked_folder_and_leaves_no_debris(tmp_path: Path) -> None:
+@pytest.mark.spark
+def test_commit_replaces_a_marked_folder_and_leaves_no_debris(spark, tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out / "export").mkdir(parents=True)
     (out / MARKER).write_text("{}")
@@ -122,7 +133,7 @@ def test_commit_replaces_a_marked_folder_and_leaves_no_debris(tmp_path: Path) ->
     work = tmp_path / ".out.tmp-2"
     (work / "export").mkdir(parents=True)
     (work / "export" / "new.csv").write_text("new")
-    run_job._commit(work, out, "2")
+    outputs.commit_rename(FileSystem(spark), str(work), str(out), "2")
     assert sorted(_snapshot(out)) == [MARKER, "export/new.csv"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     shutil.rmtree(out)

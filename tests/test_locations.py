@@ -1,0 +1,148 @@
+"""Every location a URI, and both ways to commit an output (issue 14, CONTRACT.md section 1).
+
+``viewfs://`` mounted on local folders is the offline stand-in for a cluster file system: code
+that still goes through ``pathlib`` or the driver's disk fails loudly there, which a
+``file://`` test would not show. The pointer commit is what object stores get (pyspark ships
+no s3a classes, so Spark on a real object store cannot be tested offline); here it is forced
+on a local output, and a child process is killed between the run folder and the pointer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from zicht.jobs import run as run_job
+from zicht.jobs.faults import VARIABLE
+from zicht.jobs.outputs import MARKER, POINTER, RUNS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
+
+LEVELS = ("buurt", "wijk", "gemeente")
+PARTNER_FILES = [f"export/indicators_{lvl}.csv" for lvl in LEVELS] + ["export/codebook.csv"]
+
+
+@pytest.fixture
+def viewfs(spark: SparkSession, tmp_path: Path):
+    """``viewfs://zt/data`` mounted on ``tmp_path/mnt`` for this test only."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    conf = spark._jsc.hadoopConfiguration()
+    link, no_cache = "fs.viewfs.mounttable.zt.link./data", "fs.viewfs.impl.disable.cache"
+    before = {k: conf.get(k) for k in (link, no_cache)}
+    conf.set(link, mount.as_uri())
+    conf.set(no_cache, "true")  # the mount table is read when a ViewFileSystem is made
+    yield mount
+    for k, v in before.items():
+        conf.unset(k) if v is None else conf.set(k, v)
+
+
+def test_viewfs_run_writes_the_local_runs_partner_files(
+    tiny_run: dict[str, Path], viewfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(tiny_run["input"], viewfs / "input")
+    # a remote output needs a tracking server; a SQLite file stands in for it here
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    code = run_job.main(
+        ["--input", "viewfs://zt/data/input", "--output", "viewfs://zt/data/output", "-q"]
+    )
+    assert code == 0
+    out = viewfs / "output"
+    for rel in PARTNER_FILES:
+        assert (out / rel).read_bytes() == (tiny_run["output"] / rel).read_bytes(), rel
+    assert (out / MARKER).is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["store"]["location"].startswith("viewfs://zt/data/zicht_store/")
+    assert not manifest["store"]["reused"]  # a store of its own, beside this output
+    # the same digests through viewfs as through the local path: the store's fingerprint too
+    local = json.loads((tiny_run["output"] / "manifest.json").read_text())
+    assert manifest["store"]["fingerprint"] == local["store"]["fingerprint"]
+    # nothing was left beside the output (no temp folder, no old output, no lease, no .crc):
+    # the release register and its patterns, and the store
+    assert sorted(p.name for p in viewfs.iterdir()) == [
+        "input",
+        "output",
+        "zicht_releases",
+        "zicht_releases.json",
+        "zicht_store",
+    ]
+
+
+def test_remote_output_without_a_tracking_server_is_refused_before_any_work(
+    tiny_run: dict[str, Path], viewfs: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    shutil.copytree(tiny_run["input"], viewfs / "input")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code = run_job.main(["--input", "viewfs://zt/data/input", "--output", "viewfs://zt/data/o"])
+    assert code == 2
+    assert "MLFLOW_TRACKING_URI" in capsys.readouterr().err
+    assert sorted(p.name for p in viewfs.iterdir()) == ["input"]
+
+
+def test_output_that_is_a_mount_point_is_refused(
+    tiny_run: dict[str, Path], viewfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inp = tmp_path / "elsewhere"
+    shutil.copytree(tiny_run["input"], inp)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert run_job.main(["--input", str(inp), "--output", "viewfs://zt/data"]) == 3
+
+
+def _zicht(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "zicht.jobs.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_pointer_commit_and_a_kill_before_the_pointer(
+    tiny_run: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = tmp_path / "pointer.yaml"
+    conf.write_text("output:\n  commit: pointer\n")
+    out = tmp_path / "output"
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    # the store of the session's tiny run is reused: these runs pay for the later stages only
+    store = str(tiny_run["root"] / "zicht_store")
+    argv = ["--input", str(tiny_run["input"]), "--output", str(out), "--store", store]
+    assert run_job.main([*argv, "--conf", str(conf), "-q"]) == 0
+    current = (out / POINTER).read_text().strip()
+    assert sorted(p.name for p in (out / RUNS).iterdir()) == [current]
+    for rel in PARTNER_FILES:
+        got = (out / RUNS / current / rel).read_bytes()
+        assert got == (tiny_run["output"] / rel).read_bytes(), rel
+    manifest = json.loads((out / RUNS / current / "manifest.json").read_text())
+    assert manifest["store"]["reused"]
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    # a real process, killed between writing its run folder and writing the pointer
+    killed = _zicht(
+        "run", *argv, "--conf", str(conf), "-q", env={**env, VARIABLE: "commit:pointer"}
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (out / POINTER).read_text().strip() == current
+    runs = sorted(p.name for p in (out / RUNS).iterdir())
+    assert len(runs) == 2 and current in runs  # the killed run's folder is an orphan
+    for rel, data in before.items():
+        assert (out / rel).read_bytes() == data, rel  # the current run is untouched
+
+    # the next command on the output removes the orphan (and nothing else)
+    from zicht.jobs.fs import FileSystem
+    from zicht.jobs.outputs import readable, recover
+
+    files = FileSystem(SparkSession.getActiveSession())
+    done = recover(files, str(out))
+    assert len(done) == 1 and "before its pointer" in done[0]
+    assert sorted(p.name for p in (out / RUNS).iterdir()) == [current]
+    assert readable(files, str(out)) == f"{out}/{RUNS}/{current}"
