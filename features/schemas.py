@@ -1,4 +1,4 @@
-"""Declared schemas: every input table of the contract and every stored output, declared once.
+"""Declared schemas: every input table of the contract, declared once (outputs: zicht.jobs.catalog).
 
 Reads and writes nothing. Input tables are declared with their *logical* types (string, integer,
 double, date) and whether a column is required, optional (may be left out) or nullable (may hold
@@ -271,70 +271,4 @@ PSEUDONYM_COLUMNS: dict[str, tuple[str, ...]] = {
     "person_links": ("person_id_a", "person_id_b"),
     "property_transactions": ("transaction_id", "address_id", "buyer_id"),
     "household_income": ("household_id",),
-}
-
-# ---------------------------------------------------------------------------- outputs
-
-OUTPUT_SCHEMAS: dict[str, dict[str, str]] = {
-    "restricted/indicators.parquet": {
-        "level": "buurt, wijk or gemeente",
-        "area_code": "CBS code of the area",
-        "year": "calendar year",
-        "indicator": "indicator key of the catalogue",
-        "value": "value before disclosure control (null when not applicable)",
-    },
-    "restricted/area_typology.parquet": {
-        "buurt_code": "CBS buurt code",
-        "year": "calendar year",
-        "cluster": "area type of the chosen typology model (0 = largest; -1 = fits no type, "
-        "HDBSCAN noise); described in plain words in the MLflow artifact profiles.csv",
-        "anomaly_score": "isolation-forest anomaly score on the smoothed, scaled rates, shares "
-        "and distances (no counts, no derived copies); higher is more unusual",
-        "hotspot_z_<phenomenon>": "Getis-Ord Gi* z-score of the smoothed incidents per 1000 "
-        "(contiguity or k-nearest weights; positive: high values cluster around the buurt)",
-        "hotspot_q_<phenomenon>": "Benjamini-Hochberg q-value of the Gi* p-value (normal from "
-        "the z-score, or permutation: model.hotspot_inference) within the year (null when "
-        "permutations are off)",
-        "moran_i_<phenomenon>": "local Moran's I of the smoothed incidents per 1000 "
-        "(row-standardised weights)",
-        "moran_q_<phenomenon>": "Benjamini-Hochberg q-value of the local Moran p-value (normal "
-        "from its permutation z, or the permutation p: model.hotspot_inference) within the year",
-        "moran_type_<phenomenon>": "local Moran cluster type HH, LL, HL or LH where moran_q is "
-        "at most model.fdr_alpha, else ns (not significant)",
-    },
-    "restricted/network_members.parquet": {
-        "person_id": "suspect pseudonym (only suspects, never other persons)",
-        "community_id": "community the suspect belongs to",
-        "degree": "number of distinct co-suspects and ties in the suspect network",
-        "weighted_degree": "sum of tie weights",
-        "betweenness": "betweenness centrality within the community, normalised",
-        "participation": "participation coefficient: how evenly the ties spread over communities",
-        "is_broker": (
-            "true for a suspect who carries at least network.broker_min_share of the tie "
-            "weight between its community and another one (at least network.broker_min_ties "
-            "ties, both communities of at least network.broker_min_community members)"
-        ),
-    },
-    "restricted/communities.parquet": {
-        "community_id": "community of the suspect network (Leiden, constant Potts model, seeded)",
-        "size": "number of member suspects",
-        "n_incidents": "distinct incidents with a member as suspect",
-        "share_<phenomenon>": "share of the community's incidents of that phenomenon",
-        "home_buurt_code": "buurt where most resident members live (null: none resident)",
-        "home_wijk_code": "wijk where most resident members live",
-        "rootedness_buurt": "share of all members resident in the home buurt",
-        "rootedness_wijk": "share of all members resident in the home wijk",
-        "n_buurten_active": "distinct buurten of the community's incidents",
-        "spread_km": "standard distance of the community's incident locations, km",
-        "share_non_resident": "share of members not resident in the study area",
-    },
-    "export/indicators_<level>.csv": {
-        "level": "buurt, wijk or gemeente",
-        "area_code": "CBS code of the area",
-        "area_name": "CBS name of the area",
-        "year": "calendar year",
-        "indicator": "indicator key (see codebook.csv)",
-        "value": "the value, rounded by unit; empty unless status is ok",
-        "status": "ok, suppressed, not_covered or not_applicable",
-    },
 }

@@ -49,12 +49,15 @@ from zicht.features.export import (
 )
 from zicht.features.schemas import PSEUDONYM_COLUMNS
 from zicht.features.settings import IndicatorSpec
+from zicht.jobs import catalog
 from zicht.jobs import fs as fsmod
 from zicht.jobs.context import PrivacyRefusal, RunContext
 
 log = logging.getLogger("zicht")
 
-LEVEL_FILES = {lvl: f"export/indicators_{lvl}.csv" for lvl in ("buurt", "wijk", "gemeente")}
+LEVEL_FILES = {
+    lvl: catalog.get(f"indicators_{lvl}").location for lvl in ("buurt", "wijk", "gemeente")
+}
 RELEASES_DIR = "zicht_releases"  # beside the register: each release's published pattern
 
 LEVEL_SHEETS = {"buurt": "Buurten", "wijk": "Wijken", "gemeente": "Gemeenten"}

@@ -127,7 +127,7 @@ def _export(ctx: Any, stage: Any, previous: dict[str, Any]) -> dict[str, Any]:
     except BaseException:
         fs.delete(tmp)
         raise
-    report = json.loads(fs.read_text(fsmod.join(tmp, "export/disclosure_report.json")))
+    report = json.loads(fs.read_text(ctx.location("disclosure_report")))
     manifest["exports"] = [
         *previous.get("exports", []),
         {

@@ -158,7 +158,7 @@ class AreaModelResult:
 
     typology: one row per (buurt_code, year): ``cluster``, ``anomaly_score`` and one
         ``hotspot_z_<phenomenon>`` per phenomenon (contract section 3), then per phenomenon
-        ``hotspot_q_``, ``moran_i_``, ``moran_q_`` and ``moran_type_`` (see OUTPUT_SCHEMAS).
+        ``hotspot_q_``, ``moran_i_``, ``moran_q_`` and ``moran_type_`` (declared in ``zicht.jobs.catalog``).
     profiles: one row per type: size, share and a description in plain words.
     metrics: silhouettes, BIC, stability, anomaly share, timings and hot-spot counts (floats).
     model: the chosen typology pipeline, feature columns (a DataFrame) -> cluster.
