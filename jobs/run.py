@@ -25,7 +25,7 @@ from typing import Any
 
 from zicht.jobs import fs as fsmod
 from zicht.jobs import outputs, store
-from zicht.jobs.runtime import add_verbosity_flags, configure_logging, exit_code
+from zicht.jobs.runtime import add_ui_flag, add_verbosity_flags, configure_logging, exit_code
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -43,6 +43,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--conf", default=None, help="YAML overlay on the committed defaults")
     p.add_argument("--strict", action="store_true", help="stop at the first rejected row")
+    add_ui_flag(p)
     add_verbosity_flags(p)
     return p.parse_args(argv)
 
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"zicht run: {exc}", file=sys.stderr)
         return code
-    spark = build_spark(settings.spark, app_name="zicht-run")
+    spark = build_spark(settings.spark, app_name="zicht-run", ui=args.ui)
     try:
         manifest = run(spark, settings, args.input, args.output, store_root=args.store)
     except Exception as exc:

@@ -73,7 +73,17 @@ def spark_log_level() -> str:
     return "INFO" if log.isEnabledFor(logging.DEBUG) else "WARN"
 
 
-def build_spark(settings: SparkSettings, app_name: str = "zicht") -> SparkSession:
+def add_ui_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ui",
+        action="store_true",
+        help="serve Spark's UI while the job runs, on 127.0.0.1 only (port 4040 or the next free)",
+    )
+
+
+def build_spark(
+    settings: SparkSettings, app_name: str = "zicht", *, ui: bool = False
+) -> SparkSession:
     # Spark's Python workers must run this interpreter (the venv's), else they start the system
     # python3, which lacks pandas and the zicht package.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -87,10 +97,14 @@ def build_spark(settings: SparkSettings, app_name: str = "zicht") -> SparkSessio
     under_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     builder = SparkSession.builder.appName(app_name)
     if not under_submit:
+        if ui:
+            # Spark's web UI binds to SPARK_LOCAL_IP (else every interface): loopback only,
+            # since its pages show query plans and sample values of person-level tables
+            os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
         builder = (
             builder.master(settings.master)
             .config("spark.driver.memory", settings.driver_memory)
-            .config("spark.ui.enabled", "false")
+            .config("spark.ui.enabled", "true" if ui else "false")
             .config("spark.ui.showConsoleProgress", "false")
         )
     spark = builder.getOrCreate()

@@ -22,7 +22,7 @@ from typing import Any
 
 from zicht.jobs import fs as fsmod
 from zicht.jobs import outputs, store
-from zicht.jobs.runtime import add_verbosity_flags, configure_logging, exit_code
+from zicht.jobs.runtime import add_ui_flag, add_verbosity_flags, configure_logging, exit_code
 
 PROG = {"network": "zicht network build", "export": "zicht export"}
 
@@ -47,6 +47,7 @@ def parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
             "differenced against an earlier one (after checking both releases together)",
         )
     p.add_argument("--conf", default=None, help="YAML overlay on the committed defaults")
+    add_ui_flag(p)
     add_verbosity_flags(p)
     return p.parse_args(argv)
 
@@ -172,7 +173,7 @@ def main(name: str, argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{PROG.get(name, f'zicht {name}')}: {exc}", file=sys.stderr)
         return code
-    spark = build_spark(settings.spark, app_name=f"zicht-{name}")
+    spark = build_spark(settings.spark, app_name=f"zicht-{name}", ui=args.ui)
     try:
         manifest = run_stage(name, spark, settings, args)
     except Exception as exc:
