@@ -86,6 +86,29 @@ def _tree_cpu_s() -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu_s() -> dict[str, float]:
+    """CPU seconds per thread kind (thread name without its digits) of the process tree's
+    threads: where the JVM spends CPU outside the tasks (JIT, GC, the driver's planning)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = defaultdict(float)
+    for pid in [os.getpid(), *_descendants(os.getpid())]:
+        try:
+            proc = Path(f"/proc/{pid}/comm").read_text().strip()
+            threads = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for t in threads:
+            try:
+                stat = (t / "stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            kind = f"{proc}: {name.rstrip('0123456789#-_ ') or name}"
+            out[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def _tables(input_dir: Path) -> list[Path]:
     return sorted(p for p in input_dir.iterdir() if p.name.endswith(".parquet"))
 
@@ -259,8 +282,10 @@ def main(argv: list[str] | None = None) -> int:
         copies.append(_plain_copy(spark, tables, work / "copy"))
         c1 = _tree_cpu_s()
         first_job = max([-1, *spark.sparkContext.statusTracker().getJobIdsForGroup()]) + 1
+        threads_before = _thread_cpu_s()
         ingests.append(_ingest(spark, input_dir, work))
         c2 = _tree_cpu_s()
+        threads_after = _thread_cpu_s()
         cpu["copy"].append(c1 - c0)
         cpu["ingest"].append(c2 - c1)
         print(
@@ -289,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         print("(profile of the last round)")
         _profile(spark, first_job)
+        print("\nprofile: CPU s of the ingest by thread kind (process: thread name), last round")
+        spent = {
+            k: v - threads_before.get(k, 0.0)
+            for k, v in threads_after.items()
+            if v - threads_before.get(k, 0.0) >= 0.2
+        }
+        for kind, cpu_s in sorted(spent.items(), key=lambda kv: -kv[1])[:15]:
+            print(f"  {kind[:50]:<50} {cpu_s:7.1f}")
     spark.stop()
     return 0
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,7 +141,10 @@ class Ingest:
             ctx.store_facts = state
             _check_reject_limits(ctx, state)
         else:
-            state = self._build(ctx, digests, fp)
+            try:
+                state = self._build(ctx, digests, fp)
+            except Exception as exc:
+                raise _unreadable(exc, tables) or exc from None
         ctx.store_facts = state
         outputs_: dict[str, dict[str, Any]] = {}
         for name, acc in state["accounting"].items():
@@ -220,6 +224,23 @@ class Ingest:
         }
         store.write_state(ctx.fs, ctx.store, state)  # last: the store is complete
         return state
+
+
+def _unreadable(exc: BaseException, tables: dict[str, tuple[str, str]]) -> InputError | None:
+    """A Spark failure reading an input file (a corrupt Parquet page, a truncated file) as one
+    message naming the table and the file, instead of Spark's Java stack trace; None when the
+    failure is not about an input file."""
+    text = str(exc)
+    if "FAILED_READ_FILE" not in text and "Encountered error while reading file" not in text:
+        return None
+    causes = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("Caused by:")]
+    why = causes[-1].removeprefix("Caused by:").strip() if causes else text.splitlines()[0]
+    match = re.search(r"reading file (\S+?)\.?\s", text)
+    file = match.group(1) if match else "?"
+    for name, (loc, _) in tables.items():
+        if fsmod.normalize(loc).split("://")[-1].lstrip("/") in file:
+            return InputError(f"table {name}: cannot read {file}, the file is corrupt ({why})")
+    return InputError(f"cannot read input file {file}, it is corrupt ({why})")
 
 
 def _check_reject_limits(ctx: RunContext, state: dict[str, Any]) -> None:

@@ -9,6 +9,12 @@ the rejects under ``restricted/rejects/<table>``. Stops with one clear
 :class:`~zicht.jobs.io.InputError` when a table's reject share exceeds the configured limit, or
 at the first reject with ``--strict``. Spark jobs carry the description ``zicht validate
 <table>`` (the UI's and the status store's job list).
+
+A Parquet table is validated in two steps: narrow passes over its key and reference columns
+find the few duplicated keys and dangling references (collected when at most
+``PRECHECK_ROWS``), then one pass over the rows flags them by broadcast joins and applies the
+other rules, shuffling no whole row (:class:`zicht.features.validate.Prechecked`). A CSV table
+takes one pass with the window and the joins, as re-reading its text would cost more.
 """
 
 from __future__ import annotations

@@ -175,3 +175,27 @@ def test_kill_in_the_middle_of_the_swap_restores_the_previous_output(
     assert any("did not finish" in line for line in done)  # the work folder went too
     assert _snapshot(previous) == before
     assert sorted(p.name for p in previous.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_corrupt_parquet_page_is_one_message(
+    tiny_run: dict[str, Path], tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Bytes overwritten inside a data page (the footer intact, so the schema reads): exit 3
+    with one line naming the table and the file, not Spark's Java stack trace."""
+    from zicht.jobs import ingest as ingest_job
+
+    inp = tmp_path / "input"
+    shutil.copytree(tiny_run["input"], inp)
+    part = next((inp / "incidents.parquet").glob("part-*.parquet"))
+    data = bytearray(part.read_bytes())
+    data[200:2200] = b"\xab" * 2000
+    part.write_bytes(bytes(data))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    code = ingest_job.main(["--input", str(inp), "--output", str(tmp_path / "out"), "-q"])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "\tat org.apache" not in err
+    ours = [line for line in err.splitlines() if line.startswith("zicht ingest:")]
+    assert len(ours) == 1, err
+    assert ours[0].startswith("zicht ingest: table incidents: cannot read ")
+    assert part.name in ours[0] and "corrupt" in ours[0]

@@ -106,43 +106,67 @@ def _zicht(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_pointer_commit_and_a_kill_before_the_pointer(
-    tiny_run: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, tiny_run: dict[str, Path], tmp_path: Path
 ) -> None:
+    """An output in the pointer layout whose current run is a copy of the session's tiny run;
+    a real ``zicht run`` process is killed between writing its run folder and the pointer."""
+    from zicht.jobs.fs import FileSystem
+    from zicht.jobs.outputs import commit_pointer, readable, recover
+
+    out = tmp_path / "output"
+    shutil.copytree(tiny_run["output"], out / RUNS / "previous")
+    (out / MARKER).write_text("{}")
+    (out / POINTER).write_text("previous\n")
+    before = _snapshot(out)
     conf = tmp_path / "pointer.yaml"
     conf.write_text("output:\n  commit: pointer\n")
-    out = tmp_path / "output"
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
-    # the store of the session's tiny run is reused: these runs pay for the later stages only
+    # the store of the session's tiny run is reused: the child pays for the later stages only
     store = str(tiny_run["root"] / "zicht_store")
     argv = ["--input", str(tiny_run["input"]), "--output", str(out), "--store", store]
-    assert run_job.main([*argv, "--conf", str(conf), "-q"]) == 0
-    current = (out / POINTER).read_text().strip()
-    assert sorted(p.name for p in (out / RUNS).iterdir()) == [current]
-    for rel in PARTNER_FILES:
-        got = (out / RUNS / current / rel).read_bytes()
-        assert got == (tiny_run["output"] / rel).read_bytes(), rel
-    manifest = json.loads((out / RUNS / current / "manifest.json").read_text())
-    assert manifest["store"]["reused"]
-    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-
-    # a real process, killed between writing its run folder and writing the pointer
     killed = _zicht(
         "run", *argv, "--conf", str(conf), "-q", env={**env, VARIABLE: "commit:pointer"}
     )
-    assert killed.returncode == -9, killed.stderr[-2000:]
-    assert (out / POINTER).read_text().strip() == current
-    runs = sorted(p.name for p in (out / RUNS).iterdir())
-    assert len(runs) == 2 and current in runs  # the killed run's folder is an orphan
+    assert killed.returncode == -9, killed.stderr[-2000:]  # SIGKILL, before the pointer
+    assert (out / POINTER).read_text().strip() == "previous"
     for rel, data in before.items():
         assert (out / rel).read_bytes() == data, rel  # the current run is untouched
+    files = FileSystem(spark)
+    assert readable(files, str(out)) == f"{out}/{RUNS}/previous"
+    (orphan,) = [p.name for p in (out / RUNS).iterdir() if p.name != "previous"]
+    # the run folder was complete: the same partner files as the local run's
+    for rel in PARTNER_FILES:
+        got = (out / RUNS / orphan / rel).read_bytes()
+        assert got == (tiny_run["output"] / rel).read_bytes(), rel
+    assert json.loads((out / RUNS / orphan / "manifest.json").read_text())["store"]["reused"]
 
-    # the next command on the output removes the orphan (and nothing else)
+    # had it lived: the pointer, written last, makes it current and drops the older run
+    commit_pointer(files, str(out), orphan)
+    assert readable(files, str(out)) == f"{out}/{RUNS}/{orphan}"
+    assert sorted(p.name for p in (out / RUNS).iterdir()) == [orphan]
+    assert recover(files, str(out)) == []
+
+
+def test_recovery_removes_a_run_that_never_got_its_pointer(
+    spark: SparkSession, tmp_path: Path
+) -> None:
     from zicht.jobs.fs import FileSystem
-    from zicht.jobs.outputs import readable, recover
+    from zicht.jobs.outputs import recover
 
-    files = FileSystem(SparkSession.getActiveSession())
-    done = recover(files, str(out))
+    out = tmp_path / "output"
+    for run in ("kept", "orphan"):
+        (out / RUNS / run / "export").mkdir(parents=True)
+        (out / RUNS / run / "export" / "x.csv").write_text(run)
+    (out / MARKER).write_text("{}")
+    (out / POINTER).write_text("kept\n")
+    done = recover(FileSystem(spark), str(out))
     assert len(done) == 1 and "before its pointer" in done[0]
-    assert sorted(p.name for p in (out / RUNS).iterdir()) == [current]
-    assert readable(files, str(out)) == f"{out}/{RUNS}/{current}"
+    assert sorted(p.name for p in (out / RUNS).iterdir()) == ["kept"]
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
