@@ -54,6 +54,7 @@ from zicht.features.pseudonymize import (
 )
 from zicht.features.schemas import INPUT_TABLES
 from zicht.features.settings import ConfigError
+from zicht.jobs import fs as fsmod
 from zicht.jobs.config import load_settings
 from zicht.jobs.io import forbidden_match
 from zicht.jobs.runtime import add_verbosity_flags, build_spark, configure_logging
@@ -226,10 +227,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zicht pseudonymize: {exc}", file=sys.stderr)
         return 2
     report["map_sha256"] = hashlib.sha256(Path(args.map).read_bytes()).hexdigest()
-    if not _is_remote(args.out):
-        (Path(args.out) / f"{pmap.table}.pseudonymize.json").write_text(
-            json.dumps(report, indent=2)
-        )
+    # through Hadoop's FileSystem, so the report lands beside the table on HDFS or S3 too
+    files = fsmod.FileSystem(spark)
+    files.write_text(
+        fsmod.join(args.out, f"{pmap.table}.pseudonymize.json"),
+        json.dumps(report, indent=2),
+        overwrite=True,
+    )
     log.info(
         "pseudonymize %s: %s rows read, %s written in %.1f s; nulls %s; key fingerprint %s",
         pmap.table,

@@ -90,3 +90,27 @@ def tiny_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> d
         mp.undo()
     assert code == 0
     return {"root": root, "input": root / "input", "output": root / "output"}
+
+
+@pytest.fixture
+def viewfs(spark: SparkSession, tmp_path: Path) -> Iterator[Path]:
+    """``viewfs://zt/data`` mounted on ``tmp_path/mnt`` for this test only; yields that folder.
+
+    viewfs on local folders is the offline stand-in for a cluster file system: code that goes
+    through ``pathlib`` instead of Hadoop fails there. Hadoop caches one FileSystem per scheme
+    and authority and a ViewFileSystem reads its mount table once, when created: without
+    ``disable.cache`` a later test would see an earlier test's link.
+    """
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    conf = spark._jsc.hadoopConfiguration()
+    link, no_cache = "fs.viewfs.mounttable.zt.link./data", "fs.viewfs.impl.disable.cache"
+    before = {k: conf.get(k) for k in (link, no_cache)}
+    conf.set(link, mount.as_uri())
+    conf.set(no_cache, "true")
+    yield mount
+    for k, v in before.items():
+        if v is None:
+            conf.unset(k)
+        else:
+            conf.set(k, v)

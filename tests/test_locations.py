@@ -29,21 +29,6 @@ LEVELS = ("buurt", "wijk", "gemeente")
 PARTNER_FILES = [f"export/indicators_{lvl}.csv" for lvl in LEVELS] + ["export/codebook.csv"]
 
 
-@pytest.fixture
-def viewfs(spark: SparkSession, tmp_path: Path):
-    """``viewfs://zt/data`` mounted on ``tmp_path/mnt`` for this test only."""
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    conf = spark._jsc.hadoopConfiguration()
-    link, no_cache = "fs.viewfs.mounttable.zt.link./data", "fs.viewfs.impl.disable.cache"
-    before = {k: conf.get(k) for k in (link, no_cache)}
-    conf.set(link, mount.as_uri())
-    conf.set(no_cache, "true")  # the mount table is read when a ViewFileSystem is made
-    yield mount
-    for k, v in before.items():
-        conf.unset(k) if v is None else conf.set(k, v)
-
-
 def test_viewfs_run_writes_the_local_runs_partner_files(
     tiny_run: dict[str, Path], viewfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

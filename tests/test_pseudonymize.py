@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import os
 import re
 import subprocess
@@ -175,7 +176,9 @@ def write_raw(raw: dict, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def pseudonymize(table: str, raw_csv: Path, out: Path, key: str, mp: pytest.MonkeyPatch) -> int:
+def pseudonymize(
+    table: str, raw_csv: Path, out: Path | str, key: str, mp: pytest.MonkeyPatch
+) -> int:
     mp.setenv("ZICHT_PSEUDONYM_KEY", key)
     try:
         return cli.main(
@@ -432,3 +435,21 @@ def test_key_never_in_output_or_logs(tmp_path: Path) -> None:
         assert KEY.encode() not in f.read_bytes(), f
     # nothing went to an MLflow store or a Spark event log
     assert not list(tmp_path.rglob("mlflow.db")) and not list(tmp_path.rglob("mlruns"))
+
+
+@pytest.mark.spark
+def test_report_is_written_beside_the_table_on_any_file_system(
+    spark, viewfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table report goes through Hadoop's FileSystem like the table: with ``--out`` a
+    viewfs URI it lands there too (it used to be skipped for anything not local)."""
+    paths = write_raw(make_raw(np.random.default_rng(SEED)), tmp_path / "raw")
+    code = pseudonymize("addresses", paths["addresses"], "viewfs://zt/data/out", KEY, monkeypatch)
+    assert code == 0
+    report = json.loads((viewfs / "out" / "addresses.pseudonymize.json").read_text())
+    assert report["rows_written"] == report["rows_read"] > 0
+    assert KEY not in json.dumps(report)
+    assert sorted(p.name for p in (viewfs / "out").iterdir()) == [
+        "addresses.parquet",
+        "addresses.pseudonymize.json",
+    ]
