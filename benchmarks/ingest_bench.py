@@ -14,9 +14,11 @@ git-ignored), then in one Spark session built like ``zicht run`` builds it
 and prints both, per table and in total, and the ratio (b) / (a); the goal is at most 2 at
 ``medium``. One untimed copy warms the page cache, the JIT and Spark's Python workers; then
 ``--repeat`` rounds of copy-then-ingest run and the fastest of each side counts (on a shared
-machine other work slows a round down, never speeds it up). The CPU seconds of the process
-tree (driver, JVM, Python workers) are printed beside the wall times: other users of the
-machine barely move them, so they compare versions measured at different times.
+machine other work slows a round down, never speeds it up). Beside the wall times it prints
+CPU seconds, which other users of a shared machine barely move, so they compare versions
+measured at different times: of the whole process tree (driver, JVM, Python workers;
+``RESULT_CPU``) and of the Spark tasks alone (``RESULT_TASK_CPU``: the work that grows with the
+rows, without the JIT compiler, GC and query planning, which at ``medium`` are a third).
 
 ``--profile`` adds where the time goes, from Spark's status store (the same data as the UI's
 Jobs and Stages pages, which exists with the UI disabled): per job description
@@ -186,6 +188,26 @@ def _seq(s: Any) -> list[Any]:
     return [s.apply(i) for i in range(s.size())]
 
 
+def _next_job(spark: Any) -> int:
+    return max([-1, *spark.sparkContext.statusTracker().getJobIdsForGroup()]) + 1
+
+
+def _task_cpu_s(spark: Any, jobs: range) -> float:
+    """The tasks' JVM CPU seconds of these jobs' stages (Spark's executorCpuTime)."""
+    store = spark.sparkContext._jsc.sc().statusStore()
+    stage_ids: set[int] = set()
+    for j in _seq(store.jobsList(None)):
+        if j.jobId() in jobs:
+            stage_ids.update(int(s) for s in _seq(j.stageIds()))
+    total = 0
+    for sid in stage_ids:
+        try:
+            total += store.lastStageAttempt(sid).executorCpuTime()
+        except Exception:  # skipped stages have no attempt
+            continue
+    return total / 1e9
+
+
 def _profile(spark: Any, first_job: int) -> None:
     """Jobs since ``first_job`` grouped by description, then the slowest stages."""
     store = spark.sparkContext._jsc.sc().statusStore()
@@ -274,24 +296,29 @@ def main(argv: list[str] | None = None) -> int:
     copies: list[dict[str, float]] = []
     ingests: list[dict[str, float]] = []
     cpu: dict[str, list[float]] = {"copy": [], "ingest": []}
+    task_cpu: dict[str, list[float]] = {"copy": [], "ingest": []}
     first_job = 0
     for _ in range(max(1, args.repeat)):
         # rounds alternate, so a busy spell on a shared machine hits both sides
         load = os.getloadavg()[0]
-        c0 = _tree_cpu_s()
+        c0, j0 = _tree_cpu_s(), _next_job(spark)
         copies.append(_plain_copy(spark, tables, work / "copy"))
         c1 = _tree_cpu_s()
-        first_job = max([-1, *spark.sparkContext.statusTracker().getJobIdsForGroup()]) + 1
+        first_job = _next_job(spark)
         threads_before = _thread_cpu_s()
         ingests.append(_ingest(spark, input_dir, work))
-        c2 = _tree_cpu_s()
+        c2, j2 = _tree_cpu_s(), _next_job(spark)
         threads_after = _thread_cpu_s()
         cpu["copy"].append(c1 - c0)
         cpu["ingest"].append(c2 - c1)
+        task_cpu["copy"].append(_task_cpu_s(spark, range(j0, first_job)))
+        task_cpu["ingest"].append(_task_cpu_s(spark, range(first_job, j2)))
         print(
             f"round {len(copies)}: copy {sum(copies[-1].values()):.1f} s "
-            f"({c1 - c0:.1f} CPU s), ingest {sum(ingests[-1].values()):.1f} s "
-            f"({c2 - c1:.1f} CPU s); 1-min load average {load:.1f}",
+            f"({c1 - c0:.1f} CPU s, tasks {task_cpu['copy'][-1]:.1f}), "
+            f"ingest {sum(ingests[-1].values()):.1f} s "
+            f"({c2 - c1:.1f} CPU s, tasks {task_cpu['ingest'][-1]:.1f}); "
+            f"1-min load average {load:.1f}",
             flush=True,
         )
     copy = min(copies, key=lambda t: sum(t.values()))
@@ -310,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"RESULT_CPU scale={args.scale} copy_cpu_s={cpu_copy:.1f} ingest_cpu_s={cpu_ingest:.1f} "
         f"ratio={cpu_ingest / cpu_copy:.2f} (CPU seconds of driver, JVM and Python workers)"
+    )
+    t_copy, t_ingest = min(task_cpu["copy"]), min(task_cpu["ingest"])
+    print(
+        f"RESULT_TASK_CPU scale={args.scale} copy_task_cpu_s={t_copy:.1f} "
+        f"ingest_task_cpu_s={t_ingest:.1f} ratio={t_ingest / t_copy:.2f} (the tasks' JVM CPU "
+        "time: the work that grows with the rows; JIT, GC and planning are left out)"
     )
     if args.profile:
         print("(profile of the last round)")

@@ -28,7 +28,8 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -784,6 +785,22 @@ def after_commit(ctx: RunContext, stages: Sequence[Stage]) -> None:
         hook = getattr(stage, "after_commit", None)
         if hook is not None:
             hook(ctx, ctx.results[stage.name])
+
+
+@contextmanager
+def claimed(
+    fs: fsmod.FileSystem, output: str, *, run_id: str, command: str
+) -> Iterator[tuple[outputs.Lease, list[str]]]:
+    """Hold the output's lease while a command works; first clean what dead commands left
+    (their work folders, an output moved aside, pending releases, their MLflow run)."""
+    from zicht.jobs.tracking import mark_killed
+
+    with outputs.Lease(fs, output, run_id=run_id, command=command) as lease:
+        recovered = outputs.recover(fs, output) + recover_releases(fs, output)
+        dead_run = (lease.previous or {}).get("mlflow_run_id")
+        if mark_killed(output, str(dead_run) if dead_run else None):
+            recovered.append(f"marked MLflow run {dead_run} KILLED")
+        yield lease, recovered
 
 
 def recover_releases(ctx_fs: fsmod.FileSystem, output: str) -> list[str]:

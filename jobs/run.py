@@ -25,7 +25,7 @@ from typing import Any
 
 from zicht.jobs import fs as fsmod
 from zicht.jobs import outputs, store
-from zicht.jobs.runtime import add_ui_flag, add_verbosity_flags, configure_logging, exit_code
+from zicht.jobs.runtime import add_ui_flag, add_verbosity_flags, configure_logging, handled
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -59,8 +59,8 @@ def run(
     """Every stage on ``input_dir`` into ``output`` (paths or URIs); returns the manifest."""
     from zicht.jobs.context import RunContext
     from zicht.jobs.io import InputError
-    from zicht.jobs.pipeline import all_stages, execute, new_run_id, recover_releases
-    from zicht.jobs.tracking import mark_killed, tracking_uri
+    from zicht.jobs.pipeline import all_stages, claimed, execute, new_run_id
+    from zicht.jobs.tracking import tracking_uri
 
     fs = fsmod.FileSystem(spark)
     input_dir, output = fsmod.normalize(os.fspath(input_dir)), fsmod.normalize(os.fspath(output))
@@ -70,10 +70,7 @@ def run(
     outputs.check_not_mount_point(fs, output)
     tracking_uri(output)  # a remote output without MLFLOW_TRACKING_URI stops here
     run_id = new_run_id()
-    with outputs.Lease(fs, output, run_id=run_id, command="zicht run") as lease:
-        recovered = outputs.recover(fs, output) + recover_releases(fs, output)
-        if lease.previous is not None and mark_killed(output, lease.previous.get("mlflow_run_id")):
-            recovered.append(f"marked MLflow run {lease.previous['mlflow_run_id']} KILLED")
+    with claimed(fs, output, run_id=run_id, command="zicht run") as (lease, recovered):
         outputs.check_output(fs, output, input_dir=input_dir)  # as recovery left it
         mode = outputs.commit_mode(fs, output, settings.output.commit)
         work = outputs.work_location(fs, output, run_id, mode)
@@ -100,25 +97,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_args(argv)
     configure_logging(args.verbosity)
-    try:
+
+    def prepare() -> Any:
         outputs.precheck_local(args.output, input_dir=args.input)
         overrides: dict[str, Any] = {"validation": {"strict": True}} if args.strict else {}
-        settings = load_settings(args.conf, **overrides)
-    except Exception as exc:
-        code = exit_code(exc)
-        if code is None:
-            raise
-        print(f"zicht run: {exc}", file=sys.stderr)
-        return code
+        return load_settings(args.conf, **overrides)
+
+    settings = handled("zicht run", prepare)
+    if isinstance(settings, int):
+        return settings
     spark = build_spark(settings.spark, app_name="zicht-run", ui=args.ui)
-    try:
-        manifest = run(spark, settings, args.input, args.output, store_root=args.store)
-    except Exception as exc:
-        code = exit_code(exc)
-        if code is None:
-            raise
-        print(f"zicht run: {exc}", file=sys.stderr)
-        return code
+    manifest = handled(
+        "zicht run", lambda: run(spark, settings, args.input, args.output, store_root=args.store)
+    )
+    if isinstance(manifest, int):
+        return manifest
     out = outputs.readable(fsmod.FileSystem(spark), fsmod.normalize(args.output))
     reused = (manifest.get("store") or {}).get("reused")
     print(f"zicht run {manifest['run_id']} finished")

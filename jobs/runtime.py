@@ -13,13 +13,16 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
 from zicht.features.settings import SparkSettings
 
 log = logging.getLogger("zicht")
+T = TypeVar("T")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 HANDLER_NAME = "zicht-stderr"  # the handler configure_logging installs once
@@ -147,3 +150,16 @@ def exit_code(exc: BaseException) -> int | None:
     if isinstance(exc, (ConfigError, TrackingError)):
         return 2
     return None
+
+
+def handled(prog: str, work: Callable[[], T]) -> T | int:
+    """``work()``, or the exit code of a handled failure with its one-line message on stderr
+    (an internal error propagates: Python exits 1 with its traceback)."""
+    try:
+        return work()
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return code

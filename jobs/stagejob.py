@@ -22,7 +22,7 @@ from typing import Any
 
 from zicht.jobs import fs as fsmod
 from zicht.jobs import outputs, store
-from zicht.jobs.runtime import add_ui_flag, add_verbosity_flags, configure_logging, exit_code
+from zicht.jobs.runtime import add_ui_flag, add_verbosity_flags, configure_logging, handled
 
 PROG = {"network": "zicht network build", "export": "zicht export"}
 
@@ -56,8 +56,8 @@ def run_stage(name: str, spark: Any, settings: Any, args: argparse.Namespace) ->
     """Run stage ``name`` on ``args.output``; returns the manifest."""
     from zicht.jobs.context import RunContext
     from zicht.jobs.io import InputError
-    from zicht.jobs.pipeline import execute, new_run_id, recover_releases, stage_named
-    from zicht.jobs.tracking import mark_killed, tracking_uri
+    from zicht.jobs.pipeline import claimed, execute, new_run_id, stage_named
+    from zicht.jobs.tracking import tracking_uri
 
     fs = fsmod.FileSystem(spark)
     output = fsmod.normalize(args.output)
@@ -71,10 +71,7 @@ def run_stage(name: str, spark: Any, settings: Any, args: argparse.Namespace) ->
         outputs.require_zicht_output(fs, output)
     outputs.check_not_mount_point(fs, output)
     command = PROG.get(name, f"zicht {name}")
-    with outputs.Lease(fs, output, run_id=new_run_id(), command=command) as lease:
-        recovered = outputs.recover(fs, output) + recover_releases(fs, output)
-        if lease.previous is not None and mark_killed(output, lease.previous.get("mlflow_run_id")):
-            recovered.append(f"marked MLflow run {lease.previous['mlflow_run_id']} KILLED")
+    with claimed(fs, output, run_id=new_run_id(), command=command) as (lease, recovered):
         previous: dict[str, Any] = {}
         if name == "ingest":
             run_id = lease.run_id
@@ -160,28 +157,23 @@ def main(name: str, argv: Sequence[str] | None = None) -> int:
 
     args = parse_args(name, sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbosity)
-    try:
+    prog = PROG.get(name, f"zicht {name}")
+
+    def prepare() -> Any:
         if name == "ingest":
             outputs.precheck_local(args.output, input_dir=args.input)
         overrides: dict[str, Any] = (
             {"validation": {"strict": True}} if getattr(args, "strict", False) else {}
         )
-        settings = load_settings(args.conf, **overrides)
-    except Exception as exc:
-        code = exit_code(exc)
-        if code is None:
-            raise
-        print(f"{PROG.get(name, f'zicht {name}')}: {exc}", file=sys.stderr)
-        return code
+        return load_settings(args.conf, **overrides)
+
+    settings = handled(prog, prepare)
+    if isinstance(settings, int):
+        return settings
     spark = build_spark(settings.spark, app_name=f"zicht-{name}", ui=args.ui)
-    try:
-        manifest = run_stage(name, spark, settings, args)
-    except Exception as exc:
-        code = exit_code(exc)
-        if code is None:
-            raise
-        print(f"{PROG.get(name, f'zicht {name}')}: {exc}", file=sys.stderr)
-        return code
+    manifest = handled(prog, lambda: run_stage(name, spark, settings, args))
+    if isinstance(manifest, int):
+        return manifest
     out = outputs.readable(fsmod.FileSystem(spark), fsmod.normalize(args.output))
     if name == "export":
         last = manifest["exports"][-1]
