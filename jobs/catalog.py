@@ -283,7 +283,12 @@ def _validated_schema(table: str) -> T.StructType:
         for c in columns
     ]
     raw: list[tuple[str, T.DataType, str]] = [
-        (f"_raw_{c.name}", STRING, f"{c.name} as delivered, as text (blank: null)") for c in columns
+        (
+            f"_raw_{c.name}",
+            STRING,
+            f"{c.name} as delivered, as text, on rejected rows only (null elsewhere)",
+        )
+        for c in columns
     ]
     extra: list[tuple[str, T.DataType, str]] = []
     if table == "incidents":
