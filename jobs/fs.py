@@ -36,6 +36,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 DIGEST_SCHEME = "sha256-of-sorted-path-sha256-lines-v1"
+CHUNK_BYTES = 16 << 20  # what one py4j call carries between Python and the JVM
 
 # Schemes whose rename of a file or folder is one atomic metadata operation. ABFS assumes an
 # account with hierarchical namespace (ADLS Gen2); without it rename is a copy. webhdfs is the
@@ -424,7 +425,12 @@ class FileSystem:
         with _hadoop("read", loc):
             stream = self._fs(loc).open(self._path(loc))
             try:
-                return bytes(stream.readAllBytes())
+                # in chunks: py4j carries a byte[] as one base64 string, which overflows a
+                # Java array past about 1.5 GiB (a national buurt table is hundreds of MiB)
+                parts = []
+                while chunk := bytes(stream.readNBytes(CHUNK_BYTES)):
+                    parts.append(chunk)
+                return b"".join(parts)
             finally:
                 stream.close()
 
@@ -439,7 +445,8 @@ class FileSystem:
             handle.setWriteChecksum(False)
             stream = handle.create(self._path(loc), overwrite)
             try:
-                stream.write(payload)
+                for start in range(0, len(payload), CHUNK_BYTES):  # see read_bytes
+                    stream.write(payload[start : start + CHUNK_BYTES])
             finally:
                 stream.close()  # object stores upload on close: its failure is the write's
         # a local file system behind viewfs keeps writing checksums whatever it was told:

@@ -139,13 +139,15 @@ class Ingest:
             assert state is not None
             log.info("store %s: unchanged input, validate and link reused", ctx.store)
             store.touch(ctx.fs, ctx.store, state)
-            ctx.store_facts = state
             _check_reject_limits(ctx, state)
         else:
             try:
                 state = self._build(ctx, digests, fp)
             except Exception as exc:
-                raise _unreadable(exc, tables) or exc from None
+                unreadable = _unreadable(exc, tables)
+                if unreadable is None:
+                    raise
+                raise unreadable from None
         ctx.store_facts = state
         outputs_: dict[str, dict[str, Any]] = {}
         for name, acc in state["accounting"].items():
@@ -763,7 +765,7 @@ def execute(
                     metrics[f"{table}_{k}"] = float(a[k])
             tracker.metrics(metrics)
             text = json.dumps(manifest, indent=2, default=str)
-            ctx.fs.write_text(fsmod.join(ctx.work, "manifest.json"), text, overwrite=True)
+            ctx.fs.write_text(ctx.location("manifest"), text, overwrite=True)
             tracker.text(text, "manifest.json")
             log_text = captured.text()
             ctx.fs.write_text(ctx.location("log"), log_text, overwrite=True)
@@ -810,7 +812,7 @@ def recover_releases(ctx_fs: fsmod.FileSystem, output: str) -> list[str]:
 
     register = catalog.get("release_register").path(fsmod.parent(output))
     committed: set[str] = set()
-    manifest = fsmod.join(outputs.readable(ctx_fs, output), "manifest.json")
+    manifest = catalog.get("manifest").path(outputs.readable(ctx_fs, output))
     if ctx_fs.exists(manifest):
         body = json.loads(ctx_fs.read_text(manifest))
         committed = {body.get("run_id")} | {e.get("release_id") for e in body.get("exports", [])}

@@ -20,8 +20,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from zicht.jobs import catalog, outputs, store
 from zicht.jobs import fs as fsmod
-from zicht.jobs import outputs, store
 from zicht.jobs.runtime import add_ui_flag, add_verbosity_flags, configure_logging, handled
 
 PROG = {"network": "zicht network build", "export": "zicht export"}
@@ -81,7 +81,7 @@ def run_stage(name: str, spark: Any, settings: Any, args: argparse.Namespace) ->
             store_root = fsmod.normalize(args.store) if args.store else store.default_root(output)
         else:
             work = outputs.readable(fs, output)
-            manifest_loc = fsmod.join(work, "manifest.json")
+            manifest_loc = catalog.get("manifest").path(work)
             if not fs.exists(manifest_loc):
                 raise InputError(f"--from {output}: no manifest.json; run zicht ingest first")
             previous = json.loads(fs.read_text(manifest_loc))
@@ -139,7 +139,7 @@ def _export(ctx: Any, stage: Any, previous: dict[str, Any]) -> dict[str, Any]:
     # the manifest first: a kill during the swap leaves a release the register keeps (the
     # safe side), never an export the register does not know
     text = json.dumps(manifest, indent=2, default=str)
-    fs.write_text(fsmod.join(target, "manifest.json"), text, overwrite=True)
+    fs.write_text(catalog.get("manifest").path(target), text, overwrite=True)
     fs.mkdirs(old)
     for rel in ("export", ctx.relative("disclosure_audit")):
         if fs.exists(fsmod.join(target, rel)):
