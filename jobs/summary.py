@@ -40,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"partner tables (safe to share) : {out / 'export'}")
     print(f"restricted (secure env only)   : {out / 'restricted'}")
     print(f"manifest                       : {out / 'manifest.json'}")
+    store = manifest.get("store") or {}
+    if store:
+        reused = " (reused: input unchanged)" if store.get("reused") else ""
+        print(f"analysis-ready store (secure)  : {store['location']}{reused}")
     print(
         f"MLflow store (secure env only) : {mlflow_tracking_uri(out)}  run {manifest['mlflow_run_id']}"
     )
