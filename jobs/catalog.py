@@ -829,19 +829,6 @@ def _datasets() -> tuple[Dataset, ...]:
             optional=True,  # needs person_links, persons, addresses and suspects
         ),
         Dataset(
-            "cells",
-            "cells",
-            stage,
-            restricted,
-            "parquet",
-            _schema(
-                *_CELL_KEY,
-                ("value", DOUBLE, "value before disclosure control (null when not applicable)"),
-                _STATUS_BEFORE,
-            ),
-            "the indicator cells as the indicator stage made them, for the export stage",
-        ),
-        Dataset(
             "indicator_checkpoint",
             "indicators/<checkpoint>",
             stage,

@@ -98,6 +98,9 @@ class RunContext:
     results: dict[str, StageResult] = field(default_factory=dict)
     store_facts: dict[str, Any] = field(default_factory=dict)
     current_stage: str | None = None  # for the progress lines
+    # files this command rendered and wrote, location -> bytes (small by construction: the
+    # partner files and restricted summaries), so a check of them need not read them back
+    rendered: dict[str, bytes] = field(default_factory=dict)
     lease: Any = None  # zicht.jobs.outputs.Lease held on the output, when one is
     recovered: list[str] = field(default_factory=list)  # what this command cleaned up first
 
@@ -175,7 +178,9 @@ class RunContext:
         """A file rendered in memory (CSV, XLSX, HTML, JSON), written in one call."""
         loc = self.location(name, **params)
         self.fs.write_bytes(loc, data, overwrite=True)
-        return {"rows": rows, "sha256": fsmod.digest(self.spark, loc)}
+        self.rendered[loc] = data
+        # the bytes are in hand: the same digest as fs.digest, without a Spark job reading them
+        return {"rows": rows, "sha256": fsmod.digest_of_bytes(fsmod.name(loc), data)}
 
     def write_text(self, name: str, text: str, *, rows: int, **params: str) -> dict[str, Any]:
         return self.write_bytes(name, text.encode("utf-8"), rows=rows, **params)

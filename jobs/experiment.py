@@ -34,6 +34,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from zicht.features.settings import ConfigError, ExperimentSettings, Settings
+from zicht.jobs import catalog
 from zicht.jobs.config import load_settings
 from zicht.jobs.runtime import add_verbosity_flags, configure_logging, mlflow_tracking_uri
 from zicht.models.typology import (
@@ -64,7 +65,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--conf", default=None, help="YAML overlay with an `experiment:` grid")
     p.add_argument(
-        "--features", required=True, help="restricted/area_features.parquet of a zicht run"
+        "--features",
+        required=True,
+        help=f"{catalog.get('area_features').location} of a zicht run",
     )
     add_verbosity_flags(p)
     return p.parse_args(argv)

@@ -121,23 +121,20 @@ def store_pseudonyms(ctx: RunContext) -> tuple[dict[str, DataFrame], dict[str, t
 
 def scan_export(
     spark: SparkSession,
-    files: fsmod.FileSystem,
-    export_dir: str,
+    files: Mapping[str, bytes],
     tables: Mapping[str, DataFrame],
     columns: Mapping[str, Sequence[str]] = PSEUDONYM_COLUMNS,
 ) -> list[str]:
-    """Problems (empty: clean): export files holding a value of a pseudonym column of
-    ``tables`` (``columns`` per table).
+    """Problems (empty: clean): export files (name under ``export/`` -> their bytes) holding a
+    value of a pseudonym column of ``tables`` (``columns`` per table).
 
     The tokens of every file (small: see ``export_tokens``) go to Spark and meet the pseudonym
     columns, so the pseudonyms never come to the driver.
     """
     rows = [
         (rel, tok)
-        for rel, _ in files.walk(export_dir)
-        for tok in sorted(
-            export_tokens(file_text(rel, files.read_bytes(fsmod.join(export_dir, rel))))
-        )
+        for rel, data in sorted(files.items())
+        for tok in sorted(export_tokens(file_text(rel, data)))
     ]
     if not rows or not tables:
         return []
@@ -766,7 +763,14 @@ def publish(
         )
         outputs[ctx.relative("report")] = ctx.write_text("report", page, rows=1)
         tables, columns = store_pseudonyms(ctx)
-        leaks = scan_export(ctx.spark, ctx.fs, fsmod.join(ctx.work, "export"), tables, columns)
+        # every file this stage wrote under export/, as the bytes it wrote (in memory already)
+        export_dir = fsmod.join(ctx.work, "export")
+        exported = {
+            loc[len(export_dir) + 1 :]: data
+            for loc, data in ctx.rendered.items()
+            if fsmod.contains(export_dir, loc)
+        }
+        leaks = scan_export(ctx.spark, exported, tables, columns)
         if leaks:
             raise PrivacyRefusal("leak guard stopped the export: " + "; ".join(leaks[:5]))
         # pending until the export is committed (Export.after_commit marks it published); a

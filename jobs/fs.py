@@ -473,6 +473,12 @@ def _skipped(relative: str) -> bool:
     return any(part.startswith((".", "_")) for part in relative.split("/"))
 
 
+def digest_of_bytes(file_name: str, data: bytes) -> str:
+    """The ``DIGEST_SCHEME`` digest of one file named ``file_name`` holding ``data``: what
+    :func:`digest` gives for that file, without reading it back."""
+    return digest_of_lines([(file_name, hashlib.sha256(data).hexdigest())])
+
+
 def digest_of_lines(pairs: list[tuple[str, str]]) -> str:
     """The ``DIGEST_SCHEME`` digest of (relative posix path, file sha256 hex) pairs.
 

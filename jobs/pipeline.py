@@ -16,7 +16,7 @@ The stages and their hand-overs (names as in :mod:`zicht.jobs.catalog`)::
     store ──network──▶ restricted/network_members, communities, community_*.csv
                   └──▶ stage: cooffending_edges, network_counts, youth_ties
     store + stage ──indicators──▶ restricted/indicators, area_features, areas,
-                                  magnitude_contributors; stage: cells
+                                  magnitude_contributors
     restricted ──models──▶ restricted/area_typology (+ the MLflow model)
     restricted ──export──▶ restricted/disclosure_audit, export/*, the release register
 """
@@ -203,19 +203,13 @@ class Ingest:
             name: {**a, "sha256": digests.get(name), "digest_scheme": fsmod.DIGEST_SCHEME}
             for name, a in v.accounting.items()
         }
-        run_date_rejects = sum(
-            ctx.read("validated", table=name)
-            .where(F.col("reject_rule").contains("after_run_date"))
-            .count()
-            for name in accounting
-        )
         now = dt.datetime.now(dt.UTC).isoformat()
         state = {
             "fingerprint": fp,
             "created": now,
             "last_used": now,
             "run_date": ctx.run_date.isoformat(),
-            "run_date_rejects": run_date_rejects,
+            "run_date_rejects": v.run_date_rejects,
             "input": ctx.input,
             "accounting": accounting,
             "extra_columns": v.extra_columns,
@@ -429,7 +423,7 @@ class Indicators:
 
     name = "indicators"
     needs = ("validated", "incidents_located", "residence", "network_counts", "youth_ties")
-    produces = ("indicators", "area_features", "areas", "magnitude_contributors", "cells")
+    produces = ("indicators", "area_features", "areas", "magnitude_contributors")
 
     def run(self, ctx: RunContext) -> StageResult:
         from zicht.features.indicators import IndicatorResult, Sources, build_indicators
@@ -464,16 +458,14 @@ class Indicators:
                     0
                 ],
             )
-            cells, _ = ctx.write("cells", built.cells)
-            n_cells = cells.count()
             # status (ok, not_applicable, not_covered) beside the contract's columns, so that
             # `zicht export --from` can apply other disclosure rules without recomputing
             _, rec = ctx.write(
                 "indicators",
-                cells.select("level", "area_code", "year", "indicator", "value", "status"),
-                count=False,
+                built.cells.select("level", "area_code", "year", "indicator", "value", "status"),
             )
-            result.outputs[ctx.relative("indicators")] = {**rec, "rows": n_cells}
+            n_cells = rec["rows"]
+            result.outputs[ctx.relative("indicators")] = rec
             if built.magnitude_contributors is not None:
                 _, rec = ctx.write("magnitude_contributors", built.magnitude_contributors)
                 result.outputs[ctx.relative("magnitude_contributors")] = rec

@@ -43,6 +43,8 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
 import zicht.models.typology as typology_module
+from zicht.jobs import catalog
+from zicht.jobs import fs as fsmod
 from zicht.models.typology import AreaModelResult
 
 MODEL_NAME = "area_typology"
@@ -128,7 +130,8 @@ def log_input_tables(inputs: Mapping[str, Mapping[str, Any]], input_dir: str | N
 
 def log_features_dataset(features: pd.DataFrame, source: str | None) -> None:
     """The area features as a PandasDataset (MLflow computes the digest from the rows)."""
-    where = str(Path(source).resolve()) if source else "restricted/area_features.parquet"
+    # a location string (path or URI): Path() would collapse viewfs:// or s3a:// to one slash
+    where = fsmod.normalize(source) if source else catalog.get("area_features").location
     dataset = mlflow.data.from_pandas(features, source=where, name="area_features")
     mlflow.log_input(dataset, context="training")
 

@@ -47,6 +47,7 @@ from zicht.features.validate import (
     validate_table,
     with_reject_text,
 )
+from zicht.jobs import catalog
 from zicht.jobs.config import load_crime_codes
 from zicht.jobs.io import InputError, RawInput, read_input
 
@@ -80,16 +81,20 @@ class Validated:
     persons_have_snapshots: bool = False
     areas_have_inhabitants: bool = False
     polygons: list[tuple[str, str]] = field(default_factory=list)
+    run_date_rejects: int = 0  # rows rejected by a rule that compares with the day of the run
 
 
-def _count(validated: DataFrame) -> tuple[int, int, int]:
+def _count(validated: DataFrame) -> tuple[int, int, int, int]:
+    """Rows read, rejected, excluded, and rejected by a rule that compares a date with the day
+    of the run (the store records the last: only those can change verdict on another day)."""
     row = validated.agg(
         F.count(F.lit(1)).alias("n"),
         F.sum(F.col("reject_rule").isNotNull().cast("long")).alias("rej"),
         F.sum(F.col("is_excluded").cast("long")).alias("exc"),
+        F.sum(F.col("reject_rule").contains("after_run_date").cast("long")).alias("run_date"),
     ).first()
     assert row is not None
-    return int(row["n"]), int(row["rej"] or 0), int(row["exc"] or 0)
+    return int(row["n"]), int(row["rej"] or 0), int(row["exc"] or 0), int(row["run_date"] or 0)
 
 
 def _stop_message(name: str, validated: DataFrame, why: str) -> str:
@@ -116,7 +121,7 @@ def _stop_message(name: str, validated: DataFrame, why: str) -> str:
     return (
         f"table {name}: {why}; most frequent rule {rule} (column {column}); "
         f"example keys: {', '.join(examples) or '(none)'}. Rejected rows would be under "
-        f"restricted/rejects/{name}; fix the extract or raise validation.max_reject_share."
+        f"{catalog.rejects(name).location}; fix the extract or raise validation.max_reject_share."
     )
 
 
@@ -231,7 +236,8 @@ def validate_inputs(
                     v = add_point_rejects(v, has_polygons=bool(out.polygons))
                 # after the last rule: raw text stays on rejected rows only
                 v = materialize(with_reject_text(v, name), f"{validated_dir}/{name}")
-                n, n_rej, n_exc = _count(v)
+                n, n_rej, n_exc, n_run_date = _count(v)
+                out.run_date_rejects += n_run_date
                 out.accounting[name] = {
                     "rows_read": n,
                     "rows_used": n - n_rej - n_exc,

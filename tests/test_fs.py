@@ -516,3 +516,16 @@ def test_bytes_larger_than_one_py4j_chunk_round_trip(hfs: FileSystem, tmp_path: 
     assert (tmp_path / "big.csv").read_bytes() == data
     assert hfs.read_bytes(loc) == data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]  # no .crc beside it
+
+
+@pytest.mark.spark
+def test_digest_of_bytes_in_hand_equals_the_digest_of_the_written_file(
+    spark: SparkSession, hfs: FileSystem, tmp_path: Path
+) -> None:
+    data = b"level,area_code\r\nbuurt,BU00010101\r\n"
+    hfs.write_bytes(str(tmp_path / "indicators_buurt.csv"), data)
+    expected = hashlib.sha256(
+        f"indicators_buurt.csv {hashlib.sha256(data).hexdigest()}\n".encode()
+    ).hexdigest()
+    assert fs.digest(spark, str(tmp_path / "indicators_buurt.csv")) == expected
+    assert fs.digest_of_bytes("indicators_buurt.csv", data) == expected
