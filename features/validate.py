@@ -62,6 +62,17 @@ class Parent:
 
     table: str
     keys: DataFrame
+    # the keys are 64-bit surrogates (the store's tables, ``zicht.features.keys``): a child's
+    # pseudonym text is hashed the same way before it is compared
+    hashed: bool = False
+
+    def ref(self, column: Column) -> Column:
+        """A child's reference column in the form of this parent's keys."""
+        if not self.hashed:
+            return column
+        from zicht.features.keys import surrogate
+
+        return surrogate(column)
 
 
 # table -> (column, parent table): the references the contract names, checked in this order
@@ -304,13 +315,13 @@ def _ref_rules(
         bad = dangling.select(
             F.col("value").alias(key), F.col("is_accepted").alias(flag), F.lit(True).alias(found)
         )
-        df = df.join(F.broadcast(bad), F.col(col) == F.col(key), "left").drop(key)
+        df = df.join(F.broadcast(bad), parent.ref(F.col(col)) == F.col(key), "left").drop(key)
         missing = F.col(found).isNotNull() & F.col(flag).isNull()
     else:
         keys = parent.keys.select(F.col(col).alias(key), F.col("is_accepted").alias(flag))
         df = df.join(
             F.broadcast(keys) if parent.table == "areas" else keys,
-            F.col(col) == F.col(key),
+            parent.ref(F.col(col)) == F.col(key),
             "left",
         ).drop(key)
         missing = F.col(col).isNotNull() & F.col(flag).isNull()
@@ -456,7 +467,7 @@ def _table_rules(
                     F.col("incident_id").alias("_ex_inc"),
                     F.col("is_excluded").alias("_inc_excluded"),
                 ),
-                F.col("incident_id") == F.col("_ex_inc"),
+                p["incidents"].ref(F.col("incident_id")) == F.col("_ex_inc"),
                 "left",
             ).drop("_ex_inc")
             excluded = F.coalesce(F.col("_inc_excluded"), F.lit(False))
@@ -566,7 +577,9 @@ def dangling_references(
         parent = parents.get(parent_table)
         if parent is None or parent_table == "areas":
             continue
-        values = typed.select(F.col(col).alias("value")).where(F.col("value").isNotNull())
+        values = typed.select(parent.ref(F.col(col)).alias("value")).where(
+            F.col("value").isNotNull()
+        )
         keys = parent.keys.select(F.col(col).alias("value"), "is_accepted")
         out[col] = (
             values.distinct()
@@ -649,8 +662,10 @@ def rejects(validated: DataFrame, name: str) -> DataFrame:
     )
 
 
-def parent_keys(validated: DataFrame, name: str) -> Parent:
-    """Distinct keys of a table with whether the key's row was accepted (for references)."""
+def parent_keys(validated: DataFrame, name: str, *, hashed: bool = False) -> Parent:
+    """Distinct keys of a table with whether the key's row was accepted (for references).
+
+    ``hashed``: the table's key column holds surrogate keys (the stored validated table)."""
     key = INPUT_TABLES[name].key[0]
     keys = (
         validated.where(F.col(key).isNotNull())
@@ -660,4 +675,4 @@ def parent_keys(validated: DataFrame, name: str) -> Parent:
             F.max(F.col("is_excluded")).alias("is_excluded"),
         )
     )
-    return Parent(name, keys)
+    return Parent(name, keys, hashed=hashed)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import types as T
 
-from zicht.features.schemas import INPUT_TABLES
+from zicht.features.schemas import INPUT_TABLES, PSEUDONYM_COLUMNS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -278,8 +278,13 @@ def _rejects_schema(table: str) -> T.StructType:
 def _validated_schema(table: str) -> T.StructType:
     """Typed contract columns, their raw text, the rule columns (``zicht.features.validate``)."""
     columns = INPUT_TABLES[table].columns
+    keyed = set(PSEUDONYM_COLUMNS.get(table, ()))
     typed: list[tuple[str, T.DataType, str]] = [
-        (c.name, c.spark_type, f"typed (null when it does not parse): {c.description}")
+        (
+            (c.name, LONG, f"64-bit key (xxhash64) of the {c.description}")
+            if c.name in keyed
+            else (c.name, c.spark_type, f"typed (null when it does not parse): {c.description}")
+        )
         for c in columns
     ]
     raw: list[tuple[str, T.DataType, str]] = [
@@ -718,7 +723,7 @@ def _datasets() -> tuple[Dataset, ...]:
             "store",
             "parquet",
             _schema(
-                ("incident_id", STRING, "incident pseudonym"),
+                ("incident_id", LONG, "incident key (xxhash64 of the pseudonym)"),
                 ("incident_date", DATE, "date of the offence"),
                 ("year", INTEGER, "year of incident_date"),
                 ("crime_code", STRING, "police incident code or CBS class, as delivered"),
@@ -748,14 +753,14 @@ def _datasets() -> tuple[Dataset, ...]:
             "store",
             "parquet",
             _schema(
-                ("person_id", STRING, "person pseudonym"),
+                ("person_id", LONG, "person key (xxhash64 of the pseudonym)"),
                 ("year", LONG, "year of the period"),
                 ("buurt_code", STRING, "buurt of residence that year"),
                 ("wijk_code", STRING, "wijk of residence"),
                 ("gemeente_code", STRING, "gemeente of residence"),
                 ("birth_year", LONG, "year of birth"),
-                ("address_id", STRING, "address pseudonym of the snapshot the year uses"),
-                ("household_id", STRING, "household pseudonym of that snapshot"),
+                ("address_id", LONG, "address key of the snapshot the year uses"),
+                ("household_id", LONG, "household key of that snapshot"),
                 ("registered_since", DATE, "registration at that address"),
             ),
             "where each registered person lives in each year of the period",
@@ -768,7 +773,7 @@ def _datasets() -> tuple[Dataset, ...]:
             "store",
             "parquet",
             _schema(
-                ("signal_id", STRING, "signal pseudonym"),
+                ("signal_id", LONG, "signal key (xxhash64 of the pseudonym)"),
                 ("buurt_code", STRING, "buurt: given, else the address's"),
                 ("year", INTEGER, "year of signal_date"),
                 ("category", STRING, "signal category"),
@@ -782,14 +787,28 @@ def _datasets() -> tuple[Dataset, ...]:
             optional=True,  # needs signals
         ),
         Dataset(
+            "keys",
+            "keys",
+            "store",
+            "store",
+            "parquet",
+            _schema(
+                ("key", LONG, "xxhash64 of the pseudonym: the store's integer key for it"),
+                ("pseudonym", STRING, "the pseudonym as delivered (the smallest, on a collision)"),
+                ("collision", BOOLEAN, "two different pseudonyms share this key (ingest stops)"),
+            ),
+            "every pseudonym of the input and its surrogate key (zicht.features.keys): the "
+            "collision check, the leak guard's list and the way back to the pseudonym",
+        ),
+        Dataset(
             "cooffending_edges",
             "cooffending_edges",
             stage,
             restricted,
             "parquet",
             _schema(
-                ("person_id_a", STRING, "suspect pseudonym, the smaller of the two"),
-                ("person_id_b", STRING, "suspect pseudonym, the larger of the two"),
+                ("person_id_a", LONG, "suspect key, the smaller of the two"),
+                ("person_id_b", LONG, "suspect key, the larger of the two"),
                 ("n_incidents", LONG, "incidents both are registered for"),
                 ("last_date", DATE, "latest shared incident"),
                 ("weight", DOUBLE, "recency-weighted count of shared incidents"),
@@ -858,6 +877,16 @@ def _datasets() -> tuple[Dataset, ...]:
             "json",
             None,
             "one entry per release: input hashes, disclosure rules, phenomenon definitions, forced",
+        ),
+        Dataset(
+            "network_members_keyed",
+            "network_members_keyed",
+            stage,
+            restricted,
+            "parquet",
+            None,
+            "network_members on the store's keys (the stage joins on them), cut once",
+            optional=True,  # needs suspects
         ),
         Dataset(
             "release_pattern",

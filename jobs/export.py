@@ -116,6 +116,11 @@ def store_pseudonyms(ctx: RunContext) -> tuple[dict[str, DataFrame], dict[str, t
         columns[name] = tuple(
             c for col in cols for c in (col, f"_raw_{col}") if c in validated.columns
         )
+    # the validated tables hold keys (their text is scanned too) and the raw text of rejected
+    # rows; every pseudonym of the input is in the store's key dictionary
+    if ctx.exists("keys"):
+        tables["keys"] = ctx.read("keys")
+        columns["keys"] = ("pseudonym",)
     return tables, columns
 
 

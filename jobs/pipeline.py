@@ -85,7 +85,7 @@ def load_linked(ctx: RunContext) -> Linked:
 def _empty_residence(spark: SparkSession) -> DataFrame:
     return spark.createDataFrame(
         [],
-        "person_id string, year long, buurt_code string, wijk_code string, "
+        "person_id long, year long, buurt_code string, wijk_code string, "
         "gemeente_code string, birth_year long",
     )
 
@@ -103,7 +103,14 @@ class Ingest:
 
     name = "ingest"
     needs: tuple[str, ...] = ()
-    produces = ("validated", "incidents_located", "residence", "signals_located", "rejects")
+    produces = (
+        "validated",
+        "keys",
+        "incidents_located",
+        "residence",
+        "signals_located",
+        "rejects",
+    )
 
     def precheck(self, ctx: RunContext) -> None:
         """Before any work (and before an MLflow run exists): a missing required table or a
@@ -180,6 +187,13 @@ class Ingest:
                 stage_dir=ctx.store,
             )
         acc = v.accepted
+        with ctx.timer.step("keys"):
+            from zicht.features.keys import collision_message, key_dictionary
+
+            keys, _ = ctx.write("keys", key_dictionary(v.raw), count=False)
+            n_collisions = keys.where("collision").count()
+            if n_collisions:
+                raise InputError(collision_message(n_collisions))
         with ctx.timer.step("link"):
             addresses = acc.get("addresses")
             incidents = locate_incidents(
@@ -333,7 +347,10 @@ class Network:
                 layer_edges=layer_edges,
                 cooffending_edges=cooffending,
             )
-            members, rec = ctx.write("network_members", members)
+            # members on keys, materialised once: the communities, the curves and the reach
+            # counts join on keys; analysts' network_members carry the pseudonym again
+            members, _ = ctx.write("network_members_keyed", members)
+            _, rec = ctx.write("network_members", with_pseudonyms(ctx, members))
             result.outputs[ctx.relative("network_members")] = rec
             communities, rec = ctx.write("communities", communities)
             result.outputs[ctx.relative("communities")] = rec
@@ -354,6 +371,16 @@ class Network:
         for name in ("community_summary", "community_disruption"):
             if ctx.exists(name):  # the MLflow store is restricted too
                 tracker.text(ctx.fs.read_text(ctx.location(name)), f"network/{name}.csv")
+
+
+def with_pseudonyms(ctx: RunContext, members: DataFrame) -> DataFrame:
+    """``members`` with ``person_id`` the pseudonym instead of the store's key (one join with
+    the key dictionary, on suspects only), in the same column order."""
+    keys = ctx.read("keys").select(F.col("key").alias("person_id"), "pseudonym")
+    # the members (a few hundred thousand nationally) go to the dictionary's rows, not back
+    return keys.join(F.broadcast(members), "person_id", "inner").select(
+        *[F.col("pseudonym").alias(c) if c == "person_id" else F.col(c) for c in members.columns]
+    )
 
 
 def _rootedness_counts(

@@ -36,7 +36,9 @@ from zicht.jobs import fs as fsmod
 log = logging.getLogger("zicht")
 
 CONTRACT_VERSION = 2
-STORE_FORMAT = 1  # bump when the store's tables change shape: old stores are then not reused
+# bump when the store's tables change shape: old stores are then not reused
+# (2: 64-bit surrogate keys and the key dictionary)
+STORE_FORMAT = 2
 STATE = "store.json"
 DEFAULT_NAME = "zicht_store"
 

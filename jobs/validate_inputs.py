@@ -31,6 +31,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from zicht.features.keys import PSEUDONYM_COLUMNS, with_surrogate_keys
 from zicht.features.link import add_point_rejects, with_point_buurt
 from zicht.features.schemas import INPUT_TABLES
 from zicht.features.settings import Settings
@@ -81,6 +82,7 @@ class Validated:
     persons_have_snapshots: bool = False
     areas_have_inhabitants: bool = False
     polygons: list[tuple[str, str]] = field(default_factory=list)
+    raw: dict[str, DataFrame] = field(default_factory=dict)  # the input tables as read
     run_date_rejects: int = 0  # rows rejected by a rule that compares with the day of the run
 
 
@@ -200,7 +202,7 @@ def validate_inputs(
         if raw is not None:
             raws[name] = raw
 
-    out = Validated()
+    out = Validated(raw={name: raw.frame for name, raw in raws.items()})
     crime_codes = spark.createDataFrame(
         load_crime_codes(), "incident_code string, crime_class string"
     )
@@ -234,8 +236,12 @@ def validate_inputs(
                 if name == "incidents":
                     v = with_point_buurt(v, polygons=out.polygons)
                     v = add_point_rejects(v, has_polygons=bool(out.polygons))
-                # after the last rule: raw text stays on rejected rows only
-                v = materialize(with_reject_text(v, name), f"{validated_dir}/{name}")
+                # after the last rule: raw text stays on rejected rows only, and the
+                # pseudonyms become 64-bit keys (zicht.features.keys)
+                v = materialize(
+                    with_surrogate_keys(with_reject_text(v, name), name),
+                    f"{validated_dir}/{name}",
+                )
                 n, n_rej, n_exc, n_run_date = _count(v)
                 out.run_date_rejects += n_run_date
                 out.accounting[name] = {
@@ -267,7 +273,7 @@ def validate_inputs(
                 out.accepted[name] = accepted(v, name)
                 if name in ("areas", "addresses", "incidents", "companies"):
                     # aggregated once, kept for the tables that refer to it (addresses: five)
-                    keys = parent_keys(v, name)
+                    keys = parent_keys(v, name, hashed=name in PSEUDONYM_COLUMNS)
                     parents[name] = dataclasses.replace(
                         keys, keys=keys.keys.persist(StorageLevel.MEMORY_AND_DISK)
                     )

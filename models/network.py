@@ -66,8 +66,9 @@ _PHENOMENON_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 MEMBERS_SCHEMA = T.StructType(
     [
-        # suspect pseudonym (only suspects, never other persons)
-        T.StructField("person_id", T.StringType(), False),
+        # suspect key (only suspects, never other persons): the store's 64-bit key, or the
+        # pseudonym where the suspects carry it (members_schema)
+        T.StructField("person_id", T.LongType(), False),
         # community: 1 is the largest; ties in size go to the one with the smallest person_id
         T.StructField("community_id", T.LongType(), False),
         # number of distinct co-suspects
@@ -82,6 +83,16 @@ MEMBERS_SCHEMA = T.StructType(
         T.StructField("is_broker", T.BooleanType(), False),
     ]
 )
+
+
+def members_schema(id_type: T.DataType) -> T.StructType:
+    """:data:`MEMBERS_SCHEMA` with ``person_id`` of the suspects' id type (key or pseudonym)."""
+    return T.StructType(
+        [
+            T.StructField("person_id", id_type, False) if f.name == "person_id" else f
+            for f in MEMBERS_SCHEMA.fields
+        ]
+    )
 
 
 def communities_schema(phenomena: Sequence[str]) -> T.StructType:
@@ -224,7 +235,8 @@ def build_layer_edges(
             )
         )
     spark = suspect_ids.sparkSession
-    out = spark.createDataFrame([], "person_id_a string, person_id_b string, layer string")
+    id_type = suspect_ids.schema["person_id"].dataType.simpleString()
+    out = spark.createDataFrame([], f"person_id_a {id_type}, person_id_b {id_type}, layer string")
     for part in parts:
         out = out.unionByName(part)
     return out.withColumn("weight", F.lit(1.0))
@@ -299,19 +311,27 @@ def build_network(
     # tens of MB; igraph's Leiden runs on 200k nodes / 1M edges in seconds (STACK.md).
     # One pass: the ties, and every suspect as a row without a second person (the isolated
     # ones are known only from these rows).
-    graph_rows = edges.select("person_id_a", "person_id_b", "weight").unionByName(
+    id_type = located.schema["person_id"].dataType
+    # A suspect row repeats its id as the second end (no nulls: a null in a 64-bit key column
+    # would make pandas turn it to float and lose the key's low bits).
+    graph_rows = edges.select(
+        "person_id_a", "person_id_b", "weight", F.lit(True).alias("is_tie")
+    ).unionByName(
         located.select(
             F.col("person_id").alias("person_id_a"),
-            F.lit(None).cast("string").alias("person_id_b"),
-            F.lit(None).cast("double").alias("weight"),
+            F.col("person_id").alias("person_id_b"),
+            F.lit(0.0).alias("weight"),
+            F.lit(False).alias("is_tie"),
         ).distinct()
     )
     graph_pdf = graph_rows.toPandas()
-    is_tie = graph_pdf["person_id_b"].notna()
+    is_tie = graph_pdf["is_tie"].to_numpy(dtype=bool)
     members_pdf = score_suspect_graph(
-        graph_pdf.loc[~is_tie, "person_id_a"], graph_pdf.loc[is_tie], settings=settings
+        graph_pdf.loc[~is_tie, "person_id_a"],
+        graph_pdf.loc[is_tie, ["person_id_a", "person_id_b", "weight"]],
+        settings=settings,
     )
-    members = spark.createDataFrame(members_pdf, schema=MEMBERS_SCHEMA)
+    members = spark.createDataFrame(members_pdf, schema=members_schema(id_type))
 
     communities = _build_communities(
         members, located, incidents_located, residence, phenomena=phenomena
@@ -423,8 +443,16 @@ def _build_communities(
 # ------------------------------------------------------------------------------ driver part
 
 
+def _id_array(values: Iterable[object]) -> np.ndarray:
+    """Person ids as a numpy array: int64 for the store's keys, object (text) for pseudonyms."""
+    arr = np.asarray(values.to_numpy() if isinstance(values, pd.Series) else list(values))
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    return arr.astype(str).astype(object)
+
+
 def score_suspect_graph(
-    person_ids: Iterable[str],
+    person_ids: Iterable[object],
     edges: pd.DataFrame,
     *,
     settings: NetworkSettings,
@@ -453,12 +481,15 @@ def score_suspect_graph(
     - Broker: see :func:`_brokers`; it does not rank suspects against each other, so adding
       unrelated suspects to the register never changes who is a broker.
     """
-    ids = np.array(sorted({str(p) for p in person_ids}), dtype=object)
-    first = edges["person_id_a"].astype(str).to_numpy(dtype=object)
-    second = edges["person_id_b"].astype(str).to_numpy(dtype=object)
-    unknown = (set(first) | set(second)) - set(ids.tolist())
-    if unknown:
-        raise ValueError(f"{len(unknown)} persons in edges are not among the suspects")
+    # ids are the store's 64-bit keys (int64 arrays, no Python objects) or pseudonyms (text)
+    ids = np.unique(_id_array(person_ids))
+    first = _id_array(edges["person_id_a"])
+    second = _id_array(edges["person_id_b"])
+    ends = np.concatenate([first, second])
+    known = np.isin(ends, ids)
+    if not known.all():
+        unknown = len(np.unique(ends[~known]))
+        raise ValueError(f"{unknown} persons in edges are not among the suspects")
     # undirected and simple: (a, b) with a < b, parallel rows summed, no self-ties
     swap = first > second
     pairs = pd.DataFrame(
@@ -471,11 +502,12 @@ def score_suspect_graph(
     pairs = pairs.loc[pairs["a"] != pairs["b"]]
     e: pd.DataFrame = pairs.groupby(["a", "b"], sort=True)["weight"].sum().reset_index()
     n = len(ids)
-    index = pd.Series(np.arange(n), index=ids)
-    src = index.loc[e["a"]].to_numpy() if len(e) else np.zeros(0, dtype=np.int64)
-    dst = index.loc[e["b"]].to_numpy() if len(e) else np.zeros(0, dtype=np.int64)
+    # dense vertex ids 0..n-1 in the order of the sorted ids, for igraph only
+    src = np.searchsorted(ids, e["a"].to_numpy()).astype(np.int64)
+    dst = np.searchsorted(ids, e["b"].to_numpy()).astype(np.int64)
     weights = e["weight"].to_numpy(dtype="float64")
-    g = ig.Graph(n=n, edges=list(zip(src.tolist(), dst.tolist(), strict=True)), directed=False)
+    g = ig.Graph(n=n, directed=False)
+    g.add_edges(np.column_stack([src, dst]))
 
     community = _leiden_communities(g, weights, settings=settings)
     degree = np.asarray(g.degree(), dtype=np.int64)
@@ -487,7 +519,7 @@ def score_suspect_graph(
     is_broker = _brokers(src, dst, weights, community, settings=settings)
     return pd.DataFrame(
         {
-            "person_id": pd.Series(ids, dtype=object),
+            "person_id": pd.Series(ids),
             "community_id": community.astype(np.int64),
             "degree": degree,
             "weighted_degree": weighted_degree,

@@ -16,6 +16,15 @@ import pytest
 from pyspark.sql import SparkSession
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def key(pseudonym: str) -> int:
+    """The store's surrogate key of a pseudonym, computed without Spark: XXH64 of its UTF-8
+    bytes with seed 42 (what Spark's ``xxhash64`` does), as a signed 64-bit integer."""
+    import xxhash
+
+    h = xxhash.xxh64_intdigest(pseudonym.encode("utf-8"), seed=42)
+    return h - (1 << 64) if h >= (1 << 63) else h
 if not SHARED.is_dir():  # CI lays shared/ beside the clone; a checkout may sit deeper
     SHARED = Path(os.environ.get("ZICHT_SHARED", "../shared")).resolve()
 REAL_DATA = SHARED / "data" / "real"

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import key
 from zicht.features.schemas import PSEUDONYM_COLUMNS
 from zicht.jobs import run as run_job
 
@@ -79,9 +80,11 @@ def test_export_holds_no_pseudonym(done) -> None:
             if c in df:
                 pseudonyms |= set(df[c].dropna().astype(str))
     assert len(pseudonyms) > 1000
+    # nor the store's surrogate keys (computed here without Spark), as decimal text
+    pseudonyms |= {str(key(p)) for p in pseudonyms}
     from zicht.jobs.export import file_text  # the XLSX is a zip of XML parts
 
-    for f in sorted((done["output"] / "export").iterdir()):
+    for f in sorted(p for p in (done["output"] / "export").rglob("*") if p.is_file()):
         text = file_text(f.name, f.read_bytes())
         tokens = set(text.replace(",", " ").replace('"', " ").split())
         assert not (tokens & pseudonyms), f.name
@@ -163,6 +166,31 @@ def test_inhabitants_and_incidents_match_an_independent_count(done) -> None:
     for (code, year), n in expected_drugs.items():
         assert gm[(code, year, "drugs.incidents")] == n
     assert expected_drugs.sum() > 0
+
+
+def test_store_is_keyed_by_the_pseudonyms_64_bit_hash(done) -> None:
+    """Every pseudonym column of the store is the XXH64 key of the input's pseudonym (computed
+    here without Spark); the key dictionary holds every pseudonym once, without collisions."""
+    manifest = json.loads((done["output"] / "manifest.json").read_text())
+    store = Path(manifest["store"]["location"].removeprefix("file://"))
+    suspects = read_input(done["input"], "suspects")
+    stored = pq.read_table(store / "validated" / "suspects").to_pandas()
+    assert str(stored["person_id"].dtype) == "int64"
+    assert set(stored["person_id"]) == {key(p) for p in suspects["person_id"]}
+    assert set(stored["incident_id"]) == {key(p) for p in suspects["incident_id"]}
+    residence = pq.read_table(store / "residence").to_pandas()
+    persons = read_input(done["input"], "persons")
+    assert set(residence["person_id"]) <= {key(p) for p in persons["person_id"]}
+    dictionary = pq.read_table(store / "keys").to_pandas()
+    everything: set[str] = set()
+    for table, cols in PSEUDONYM_COLUMNS.items():
+        df = read_input(done["input"], table)
+        everything |= {v for c in cols if c in df for v in df[c].dropna().astype(str)}
+    assert set(dictionary["pseudonym"]) == everything
+    assert dictionary["key"].is_unique and not dictionary["collision"].any()
+    assert dict(zip(dictionary["pseudonym"], dictionary["key"], strict=True)) == {
+        p: key(p) for p in everything
+    }
 
 
 def test_network_holds_suspects_only(done) -> None:

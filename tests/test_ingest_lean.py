@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from conftest import key
 from zicht.features.link import with_point_buurt
 from zicht.features.validate import (
     Parent,
@@ -124,16 +125,16 @@ def test_typed_parquet_values_are_cast_directly(typed_run: tuple[Validated, Path
         r["address_id"]: (r["floor_area_m2"], r["woz_value_eur"])
         for r in v.accepted["addresses"].collect()
     }
-    assert addresses == {"a_ok": (80, 250_000), "a_whole": (95, None)}
+    assert addresses == {key("a_ok"): (80, 250_000), key("a_whole"): (95, None)}
     assert v.accepted["addresses"].schema["floor_area_m2"].dataType == T.LongType()
     incidents = {
         r["incident_id"]: (r["incident_date"], r["point_buurt_code"])
         for r in v.accepted["incidents"].collect()
     }
     assert incidents == {
-        "i_code": (dt.date(2024, 3, 1), None),
-        "i_point": (dt.date(2024, 5, 2), "BU03630002"),
-        "i_addr": (dt.date(2023, 7, 1), None),
+        key("i_code"): (dt.date(2024, 3, 1), None),
+        key("i_point"): (dt.date(2024, 5, 2), "BU03630002"),
+        key("i_addr"): (dt.date(2023, 7, 1), None),
     }
 
 
@@ -173,9 +174,11 @@ def test_stored_frame_has_raw_text_on_rejected_rows_only(
         if row["reject_rule"] is None:
             assert texts == [None] * len(raw_columns), row
         else:
-            assert row["_raw_address_id"] == row["address_id"]
+            assert row["address_id"] == key(row["_raw_address_id"])
             assert None not in (row["_raw_floor_area_m2"], row["_raw_use_type"])
-    rejected = {r["address_id"]: r["_raw_woz_value_eur"] for r in stored if r["reject_rule"]}
+    rejected = {
+        r["_raw_address_id"]: r["_raw_woz_value_eur"] for r in stored if r["reject_rule"]
+    }
     assert rejected["a_u64"] == "18446744073709551615"
 
 
