@@ -266,6 +266,33 @@ _EXPORT_COLUMNS = (
 )
 
 
+_MEMBER_MEASURES: tuple[tuple[str, T.DataType, str], ...] = (
+    ("community_id", LONG, "community the suspect belongs to (1 is the largest)"),
+    (
+        "degree",
+        LONG,
+        "distinct suspects tied to it (co-offending and configured layers)",
+    ),
+    (
+        "weighted_degree",
+        DOUBLE,
+        "sum of its tie weights (co-offending: recency-weighted)",
+    ),
+    ("betweenness", DOUBLE, "betweenness within its community, normalised as networkx"),
+    (
+        "participation",
+        DOUBLE,
+        "participation coefficient: how evenly the ties spread over communities (0 if isolated)",
+    ),
+    (
+        "is_broker",
+        BOOLEAN,
+        "carries at least network.broker_min_share of the tie "
+        "weight between its community and another one",
+    ),
+)
+
+
 def _rejects_schema(table: str) -> T.StructType:
     """The contract columns of an input table as they came in (text) and ``reject_rule``."""
     columns = INPUT_TABLES[table].columns
@@ -423,30 +450,7 @@ def _datasets() -> tuple[Dataset, ...]:
             "parquet",
             _schema(
                 ("person_id", STRING, "suspect pseudonym (only suspects, never other persons)"),
-                ("community_id", LONG, "community the suspect belongs to (1 is the largest)"),
-                (
-                    "degree",
-                    LONG,
-                    "distinct suspects tied to it (co-offending and configured layers)",
-                ),
-                (
-                    "weighted_degree",
-                    DOUBLE,
-                    "sum of its tie weights (co-offending: recency-weighted)",
-                ),
-                ("betweenness", DOUBLE, "betweenness within its community, normalised as networkx"),
-                (
-                    "participation",
-                    DOUBLE,
-                    "participation coefficient: how evenly the ties "
-                    "spread over communities (0 if isolated)",
-                ),
-                (
-                    "is_broker",
-                    BOOLEAN,
-                    "carries at least network.broker_min_share of the tie "
-                    "weight between its community and another one",
-                ),
+                *_MEMBER_MEASURES,
             ),
             "one row per suspect in the network (never a person who is not a suspect)",
             optional=True,  # needs the suspects table
@@ -884,7 +888,10 @@ def _datasets() -> tuple[Dataset, ...]:
             stage,
             restricted,
             "parquet",
-            None,
+            _schema(
+                ("person_id", LONG, "suspect key (the store's xxhash64 of the pseudonym)"),
+                *_MEMBER_MEASURES,
+            ),
             "network_members on the store's keys (the stage joins on them), cut once",
             optional=True,  # needs suspects
         ),

@@ -25,6 +25,8 @@ def key(pseudonym: str) -> int:
 
     h = xxhash.xxh64_intdigest(pseudonym.encode("utf-8"), seed=42)
     return h - (1 << 64) if h >= (1 << 63) else h
+
+
 if not SHARED.is_dir():  # CI lays shared/ beside the clone; a checkout may sit deeper
     SHARED = Path(os.environ.get("ZICHT_SHARED", "../shared")).resolve()
 REAL_DATA = SHARED / "data" / "real"

@@ -286,9 +286,13 @@ def test_check_schema_ignores_nullability_inside_nested_types() -> None:
 
 
 def test_network_tables_match_what_the_network_model_declares() -> None:
-    from zicht.models.network import MEMBERS_SCHEMA, communities_schema
+    from pyspark.sql import types as T
 
-    check_schema(get("network_members"), MEMBERS_SCHEMA)
+    from zicht.models.network import MEMBERS_SCHEMA, communities_schema, members_schema
+
+    # the stage works on the store's keys; analysts' members carry the pseudonym again
+    check_schema(get("network_members_keyed"), MEMBERS_SCHEMA)
+    check_schema(get("network_members"), members_schema(T.StringType()))
     check_schema(get("communities"), communities_schema(["drugs", "fiets_diefstal"]))
     check_schema(get("community_summary"), communities_schema(["drugs"]))
 
@@ -364,13 +368,18 @@ def test_contract_columns_are_declared() -> None:
 def test_validation_frames_match_their_declarations(spark: SparkSession) -> None:
     import datetime as dt
 
-    from zicht.features.validate import RuleContext, rejects, validate_table
+    from zicht.features.keys import with_surrogate_keys
+    from zicht.features.validate import RuleContext, rejects, validate_table, with_reject_text
 
     raw = spark.createDataFrame(
         [("h1", "2023", "30000", None), ("h2", "twenty", "31000", None)],
         "household_id string, year string, disposable_income_eur string, _corrupt_record string",
     )
     validated = validate_table("household_income", raw, RuleContext(run_date=dt.date(2026, 1, 1)))
+    # as the store holds it: the raw text on rejected rows, the pseudonyms as keys
+    validated = with_surrogate_keys(
+        with_reject_text(validated, "household_income"), "household_income"
+    )
     check_schema(catalog.validated("household_income"), validated.schema)
     rejected = rejects(validated, "household_income")
     check_schema(catalog.rejects("household_income"), rejected.schema)
@@ -384,12 +393,12 @@ def test_cooffending_edges_and_descriptions(spark: SparkSession) -> None:
     from zicht.models.network import build_cooffending_edges
 
     suspects = spark.createDataFrame(
-        [("i1", "p1"), ("i1", "p2"), ("i2", "p2"), ("i2", "p3")],
-        "incident_id string, person_id string",
+        [(1, 11), (1, 12), (2, 12), (2, 13)],
+        "incident_id long, person_id long",  # the store's keys
     )
     incidents = spark.createDataFrame(
-        [("i1", dt.date(2024, 3, 1)), ("i2", dt.date(2024, 6, 1))],
-        "incident_id string, incident_date date",
+        [(1, dt.date(2024, 3, 1)), (2, dt.date(2024, 6, 1))],
+        "incident_id long, incident_date date",
     )
     edges = build_cooffending_edges(suspects, incidents)
     dataset = get("cooffending_edges")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import key
+
 from zicht.features.schemas import PSEUDONYM_COLUMNS
 from zicht.jobs import run as run_job
 

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from conftest import key
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from conftest import key
 from zicht.features.link import with_point_buurt
 from zicht.features.validate import (
     Parent,
@@ -176,9 +176,7 @@ def test_stored_frame_has_raw_text_on_rejected_rows_only(
         else:
             assert row["address_id"] == key(row["_raw_address_id"])
             assert None not in (row["_raw_floor_area_m2"], row["_raw_use_type"])
-    rejected = {
-        r["_raw_address_id"]: r["_raw_woz_value_eur"] for r in stored if r["reject_rule"]
-    }
+    rejected = {r["_raw_address_id"]: r["_raw_woz_value_eur"] for r in stored if r["reject_rule"]}
     assert rejected["a_u64"] == "18446744073709551615"
 
 

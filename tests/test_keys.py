@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import key
 from pyspark.sql import SparkSession
 
-from conftest import key
 from zicht.features.keys import (
     collision_message,
     dictionary_of,

@@ -13,8 +13,8 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
-
 from conftest import key
+
 from zicht.features.settings import Settings
 from zicht.jobs.config import load_settings
 from zicht.jobs.io import InputError
