@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.install-stamp
 DEMO   ?= demo
 SCALE  ?= small
 SEED   ?= 42
+# the demo's partner packages (gemeenten of SCALE=small SEED=42); DEMO_CONF= for none
+DEMO_CONF ?= --conf conf/examples/demo_partners.yaml
 LINT   := $(wildcard jobs features models tests notebooks tools benchmarks)
 
 .PHONY: help install check lint format typecheck test test-fast test-heavy test-cluster demo dist dist-wheel clean
@@ -16,7 +18,7 @@ help:
 	@echo "make test-fast  the quick tier (no end-to-end, no heavy tests)"
 	@echo "make test-heavy spark-submit on a loopback cluster, MLflow UI and notebook tests only"
 	@echo "make test-cluster the whole pipeline on a loopback standalone cluster (~3 min)"
-	@echo "make dist       wheel for --py-files and packed executor environment for --archives"
+	@echo "make dist       wheel for --py-files and the executors' environment (one PEX file)"
 	@echo "make bench     benchmark zicht run against a DuckDB reference (SCALES=small,medium,nl)"
 	@echo "make check      ruff and mypy only"
 	@echo "make mlflow-ui  the MLflow UI on 127.0.0.1 for the demo's store (MLFLOW_DB=..., MLFLOW_PORT=...)"
@@ -72,7 +74,7 @@ demo: $(STAMP)
 	@rm -rf $(DEMO)/input
 	@start=$$(date +%s); \
 	$(VENV)/bin/zicht synth --scale $(SCALE) --seed $(SEED) --out $(DEMO)/input && \
-	$(VENV)/bin/zicht run --input $(DEMO)/input --output $(DEMO)/output && \
+	$(VENV)/bin/zicht run --input $(DEMO)/input --output $(DEMO)/output $(DEMO_CONF) && \
 	$(PY) -m zicht.jobs.summary $(DEMO)/output && \
 	echo "demo finished in $$(( $$(date +%s) - start )) s"
 
@@ -94,17 +96,20 @@ mlflow-ui: $(STAMP)
 
 # dist/zicht-<version>-py3-none-any.whl (pip install), the same bytes as .zip for --py-files
 # (PySpark puts only .zip, .egg and .jar py-files on the executors' Python path: a .whl there
-# reaches the driver but not the executors), and dist/zicht-env.tar.gz (venv-pack) for
-# --archives: --py-files carries zicht's own code only, not shapely, igraph or scikit-learn. The
-# executors' environment holds zicht's dependencies except pyspark (Spark puts its own on the
-# executors' path) and mlflow (the driver alone talks to MLflow); zicht itself comes with
-# --py-files, so a code change needs a new wheel only, not a new environment. venv-pack links python
-# to the interpreter it was built with: executors need Python 3.11 at the same path.
+# reaches the driver but not the executors), and dist/zicht-executor.pex for --files and
+# spark.pyspark.python: --py-files carries zicht's own code only. The PEX holds what the
+# executors' Python UDFs import and nothing else (tools/executor_env.py: pandas, pyarrow, numpy,
+# shapely, highspy at this venv's versions, resolved from this venv without network); the driver
+# alone runs scikit-learn, igraph, scipy and mlflow, and Spark brings its own pyspark. zicht
+# itself comes with --py-files, so a code change needs a new wheel only, not a new environment.
+# The executors need this venv's Python version on their PATH, nothing else; EXECUTOR_PYTHONS=
+# "python3.12 python3.13" builds one PEX for those interpreters instead, from the package registry.
 # Python 3.11's zipimport finds a namespace package (zicht has no __init__.py) in a zip only
 # through a directory entry, and wheels carry none: without the entries, `--py-files
 # zicht-*.zip` fails with "No module named 'zicht'".
-EXEC_ENV  := build/executor-env
 WHEEL_DIR ?= dist
+DIST_DIR  ?= dist
+EXECUTOR_PYTHONS ?=
 dist-wheel: $(STAMP)
 	mkdir -p $(WHEEL_DIR)
 	rm -f $(WHEEL_DIR)/zicht-*.whl $(WHEEL_DIR)/zicht-*.zip
@@ -113,14 +118,10 @@ dist-wheel: $(STAMP)
 	for w in $(WHEEL_DIR)/zicht-*.whl; do cp "$$w" "$${w%.whl}.zip"; done
 
 dist: $(STAMP)
-	rm -rf dist $(EXEC_ENV)
-	mkdir -p build
-	$(MAKE) --no-print-directory dist-wheel WHEEL_DIR=dist
-	$(PY) -c "from importlib.metadata import requires; print('\n'.join(r for r in requires('zicht') if 'extra ==' not in r and not r.startswith(('pyspark', 'mlflow'))))" > build/executor-requirements.txt
-	$(PYTHON) -m venv $(EXEC_ENV)
-	$(EXEC_ENV)/bin/pip install --quiet venv-pack -r build/executor-requirements.txt
-	$(EXEC_ENV)/bin/venv-pack --quiet -p $(EXEC_ENV) -o dist/zicht-env.tar.gz
-	@ls -lh dist
+	rm -f $(DIST_DIR)/zicht-env.tar.gz $(DIST_DIR)/zicht-executor.pex
+	$(MAKE) --no-print-directory dist-wheel WHEEL_DIR=$(DIST_DIR)
+	$(PY) tools/executor_env.py --out $(DIST_DIR)/zicht-executor.pex $(addprefix --python ,$(EXECUTOR_PYTHONS))
+	@ls -lh $(DIST_DIR)
 
 # Benchmarks (benchmarks/, not part of the package): `zicht run` per scale on a synthetic input
 # (bench/<scale>/input, made once with seed 42, reused), per-stage time, rows/s and peak memory

@@ -20,12 +20,20 @@ stability).
 with ``grid.yaml`` like::
 
     experiment: {n_clusters: [4, 6, 8], algorithms: [kmeans, gmm, hdbscan], min_cluster_sizes: [0, 50]}
+
+``--promote VERSION`` instead moves the alias ``champion`` of the registered typology model
+(``model.registered_model_name``) to that version, in the store beside ``--output`` (or
+``MLFLOW_TRACKING_URI``), so ``models:/zicht-area-typology@champion`` loads it; each run's own
+version carries the alias ``candidate``::
+
+    zicht experiment --promote 3 --output OUT
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +44,7 @@ from threadpoolctl import threadpool_limits
 from zicht.features.settings import ConfigError, ExperimentSettings, Settings
 from zicht.jobs import catalog
 from zicht.jobs.config import load_settings
-from zicht.jobs.runtime import add_verbosity_flags, configure_logging, mlflow_tracking_uri
+from zicht.jobs.runtime import add_verbosity_flags, configure_logging
 from zicht.models.typology import (
     TypologySpec,
     candidate_table,
@@ -64,13 +72,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Sweep typology candidates over the area features; one MLflow run each.",
     )
     p.add_argument("--conf", default=None, help="YAML overlay with an `experiment:` grid")
-    p.add_argument(
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "--features",
-        required=True,
         help=f"{catalog.get('area_features').location} of a zicht run",
     )
+    what.add_argument(
+        "--promote",
+        metavar="VERSION",
+        help="move the alias champion of the registered typology model to this version",
+    )
+    p.add_argument(
+        "--output",
+        default=None,
+        help="with --promote: the output folder of a zicht run, whose MLflow store is beside it "
+        "(default: MLFLOW_TRACKING_URI)",
+    )
     add_verbosity_flags(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.promote is not None and not args.promote.isdigit():
+        p.error(f"--promote {args.promote}: a version is a whole number (1, 2, ...)")
+    if args.output is not None and args.promote is None:
+        p.error("--output goes with --promote (a sweep's store is beside its --features)")
+    return args
 
 
 def build_grid(grid: ExperimentSettings) -> list[TypologySpec]:
@@ -109,15 +133,50 @@ def _store_dir(features: Path) -> Path:
     return parent.parent if parent.name == "restricted" else parent
 
 
+def promote(settings: Settings, version: str, output: str | None) -> int:
+    """``--promote``: point ``champion`` at ``version``; 2 when the store does not have it."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from zicht.jobs.tracking import CHAMPION, TrackingError, tracking_uri
+    from zicht.jobs.tracking import promote as move_champion
+
+    name = settings.model.registered_model_name
+    if not name:
+        print(
+            "zicht experiment: model.registered_model_name is null: no model is registered",
+            file=sys.stderr,
+        )
+        return 2
+    if output is None and not os.environ.get("MLFLOW_TRACKING_URI"):
+        print(
+            "zicht experiment: --promote needs --output OUT (the store beside it) or "
+            "MLFLOW_TRACKING_URI",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        mlflow.set_tracking_uri(tracking_uri(output or ""))
+        before = move_champion(name, version)
+    except (MlflowException, TrackingError) as exc:
+        print(f"zicht experiment: --promote {version}: {exc}", file=sys.stderr)
+        return 2
+    was = f"was version {before}" if before else "no champion before"
+    print(f"{name}: {CHAMPION} -> version {version} ({was}; {mlflow.get_tracking_uri()})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.verbosity)
-    features_path = Path(args.features)
     try:
         settings = load_settings(args.conf)
     except ConfigError as exc:
         print(f"zicht experiment: {exc}", file=sys.stderr)
         return 2
+    if args.promote is not None:
+        return promote(settings, args.promote, args.output)
+    features_path = Path(args.features)
     if not features_path.exists():
         print(f"zicht experiment: --features {features_path}: no such file", file=sys.stderr)
         return 2
@@ -129,14 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import mlflow
 
     from zicht.jobs.track import log_candidate_runs, log_features_dataset, log_metrics_safely
+    from zicht.jobs.tracking import use_experiment
 
-    store = _store_dir(features_path)
-    mlflow.set_tracking_uri(mlflow_tracking_uri(store))
-    name = settings.mlflow.experiment
-    if mlflow.get_experiment_by_name(name) is None:
-        # artifacts beside the store, inside the secure environment like restricted/
-        mlflow.create_experiment(name, artifact_location=(store.parent / "mlruns").as_uri())
-    mlflow.set_experiment(name)
+    # the store and experiment of the run the features come from (artifacts beside the store,
+    # inside the secure environment like restricted/)
+    use_experiment(settings.mlflow.experiment, str(_store_dir(features_path)))
     started = dt.datetime.now(dt.UTC)
     try:
         with mlflow.start_run(run_name=f"zicht-experiment-{started:%Y%m%dT%H%M%S}") as run:

@@ -6,7 +6,11 @@ the key re-identifies a known BSN by hashing it)::
     export ZICHT_PSEUDONYM_KEY=...   # at least 32 bytes, e.g. `python -c "import secrets; print(secrets.token_hex(32))"`
     zicht pseudonymize --table persons --in brp.csv --out DIR --map conf/pseudonymize/persons.yaml
 
-    spark-submit --master ... --py-files dist/zicht-0.1.0-py3-none-any.whl \\
+    # on a cluster: zicht as the wheel's .zip (a .whl on --py-files never reaches the
+    # executors), the executors' Python environment as the PEX (README, "Running on a cluster")
+    spark-submit --master ... --py-files dist/zicht-0.1.0-py3-none-any.zip \\
+        --files dist/zicht-executor.pex --conf spark.pyspark.python=./zicht-executor.pex \\
+        --conf spark.pyspark.driver.python=.venv/bin/python \\
         jobs/pseudonymize.py --table persons --in brp.csv --out DIR --map persons.yaml
 
 Reads the raw extract (CSV with a header; separator and encoding from the map's ``csv:``), the

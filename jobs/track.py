@@ -14,8 +14,11 @@ accounting); writes, into the already active MLflow run:
   of the types (``clusters.png``) and of each phenomenon's Gi* z (``hotspot_z_<P>.png``);
 - one nested run per typology candidate (params and metrics, tag ``zicht.chosen``);
 - the chosen typology pipeline as the model ``area_typology`` (MLflow 3: ``name=``) with its
-  signature and an area-level input example, registered under ``registered_model_name``;
-  ``mlflow.pyfunc.load_model("models:/<name>/<version>").predict(frame)`` scores new areas.
+  signature (float64 columns in, the type number out) and an area-level input example,
+  registered under ``registered_model_name`` unless that is null, the new version under the
+  alias ``candidate`` (:mod:`zicht.jobs.tracking`);
+  ``mlflow.pyfunc.load_model("models:/<name>@champion").predict(frame)`` scores new areas with
+  the version a researcher promoted.
 
 The maps, the input example and the dataset profile show buurt-level values: they belong in the
 MLflow store inside the secure environment, like ``restricted/``, never in a store partners can
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,7 +47,7 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
 import zicht.models.typology as typology_module
-from zicht.jobs import catalog
+from zicht.jobs import catalog, tracking
 from zicht.jobs import fs as fsmod
 from zicht.models.typology import AreaModelResult
 
@@ -133,18 +137,27 @@ def log_features_dataset(features: pd.DataFrame, source: str | None) -> None:
     # a location string (path or URI): Path() would collapse viewfs:// or s3a:// to one slash
     where = fsmod.normalize(source) if source else catalog.get("area_features").location
     dataset = mlflow.data.from_pandas(features, source=where, name="area_features")
-    mlflow.log_input(dataset, context="training")
+    with warnings.catch_warnings():
+        # MLflow infers the dataset's schema with the code it uses for model signatures and
+        # warns that integer columns (year, counts) cannot hold missing values at inference.
+        # This schema only describes the rows logged; the model reads them as float64 and its
+        # own signature has no integer column.
+        warnings.filterwarnings(
+            "ignore", message="Hint: Inferred schema contains integer column", category=UserWarning
+        )
+        mlflow.log_input(dataset, context="training")
 
 
 def log_typology_model(result: AreaModelResult, *, registered_model_name: str | None) -> ModelInfo:
-    """The chosen typology pipeline with signature and input example, optionally registered."""
+    """The chosen typology pipeline with signature and input example; registered (the new
+    version under the alias ``candidate``) when ``registered_model_name`` is given."""
     predictions = result.model.predict(result.input_example)
     signature = infer_signature(result.input_example, predictions)
     # The pipeline holds zicht classes; pickling the module by value makes the model load where
     # zicht is not installed (a scoring service needs only the pip requirements).
     cloudpickle.register_pickle_by_value(typology_module)
     try:
-        return mlflow.sklearn.log_model(
+        info = mlflow.sklearn.log_model(
             result.model,
             name=MODEL_NAME,
             signature=signature,
@@ -153,10 +166,15 @@ def log_typology_model(result: AreaModelResult, *, registered_model_name: str | 
             # skops (the default) refuses the tree models sklearn pipelines often hold, and cannot
             # store our own classes; cloudpickle can.
             serialization_format="cloudpickle",
-            registered_model_name=registered_model_name,
+            registered_model_name=registered_model_name or None,
         )
     finally:
         cloudpickle.unregister_pickle_by_value(typology_module)
+    if registered_model_name and info.registered_model_version is not None:
+        version = str(info.registered_model_version)
+        tracking.mark_candidate(registered_model_name, version)
+        mlflow.set_tag("zicht.model_version", f"{registered_model_name}/{version}")
+    return info
 
 
 def log_area_models(

@@ -6,6 +6,12 @@ store needs no local copy. The store is ``MLFLOW_TRACKING_URI`` when set, else S
 local output folder; a remote output without ``MLFLOW_TRACKING_URI`` is refused before any work
 (a SQLite file cannot live on HDFS or S3). Like ``restricted/``, the store stays inside the
 secure environment.
+
+Conventions for the MLflow 3 UI and the model registry: the experiment carries the tag
+``mlflow.experimentKind = custom_model_development``, so the UI opens it on its runs rather than
+on the GenAI overview; each run's registered version of the typology model gets the alias
+``candidate``, and :func:`promote` (``zicht experiment --promote VERSION``) moves ``champion``,
+which ``models:/<name>@champion`` then loads.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ from typing import Any
 from zicht.jobs import fs as fsmod
 
 PARAM_CHARS = 500  # MLflow caps a param at 6000 characters; the manifest has the whole config
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+CANDIDATE = "candidate"  # alias of the version the latest run registered
+CHAMPION = "champion"  # alias a researcher moves to the version in use
 
 
 class TrackingError(Exception):
@@ -50,12 +60,42 @@ def use_experiment(experiment: str, output: str) -> None:
 
     uri = tracking_uri(output)
     mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
         artifacts = None
         if uri.startswith("sqlite:///"):
             artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "mlruns").as_uri()
-        mlflow.create_experiment(experiment, artifact_location=artifacts)
+        mlflow.create_experiment(
+            experiment,
+            artifact_location=artifacts,
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
+    elif EXPERIMENT_KIND_TAG not in found.tags:
+        # made by an earlier zicht or by `mlflow experiments create`; a kind someone chose stays
+        mlflow.MlflowClient().set_experiment_tag(
+            found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+        )
     mlflow.set_experiment(experiment)
+
+
+def mark_candidate(name: str, version: str) -> None:
+    """Point the alias ``candidate`` of the registered model at the version a run registered."""
+    import mlflow
+
+    mlflow.MlflowClient().set_registered_model_alias(name, CANDIDATE, version)
+
+
+def promote(name: str, version: str) -> str | None:
+    """Point ``champion`` at ``version`` of the registered model (in the current tracking
+    store); returns the version it pointed at before, None when there was none. Raises
+    ``mlflow.exceptions.MlflowException`` for a model or version the store does not have."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    before = client.get_registered_model(name).aliases.get(CHAMPION)
+    client.get_model_version(name, version)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return None if before is None else str(before)
 
 
 class Tracker:
