@@ -1,27 +1,32 @@
-"""Partner tables: value formatting by unit and the leak guard that runs before anything ships.
+"""Partner tables: value formatting by unit, the codebook, the cut to a partner's gemeenten, and
+the leak guard's checks that run before anything ships.
 
 Reads and writes nothing; works on the partner table as a pandas frame, which is small by
 construction (areas x years x indicators). The leak guard has two parts. ``check_export``
 checks the structure of the partner table, so no value can be a person, address, company or
 record pseudonym: every column is from the published schema, every area code is a CBS code,
 every indicator is in the catalogue, every value is a number, and no published count lies
-between 1 and the minimum. ``export_tokens`` and ``find_pseudonyms`` check the content of every
-file under ``export/`` (CSV, JSON, XLSX, HTML): the distinct tokens of the files are joined in
-Spark against every pseudonym column of the inputs, so free text (area names, caveats, the
-report page) is covered too, and the large side stays in Spark. ``neutralise_text``,
-``neutralise_frame`` and ``partner_csv`` keep text cells from being read as formulas by a
-spreadsheet (OWASP's rule against CSV injection).
+between 1 and the minimum. ``tokens_of`` and ``find_pseudonyms`` check the content of every
+file under ``export/`` (CSV, JSON, XLSX, HTML, GeoJSON, read back as their writers declare in
+``zicht.jobs.export.writers``): the distinct tokens of the files, collected piece by piece as a
+file streams past, are joined in Spark against every pseudonym of the inputs, so free text
+(area names, caveats, the report's data) is covered too, and the large side stays in Spark.
+``neutralise_text``, ``neutralise_frame`` and ``partner_csv`` keep text cells from being read as
+formulas by a spreadsheet (OWASP's rule against CSV injection). ``rows_of_gemeenten`` cuts a
+partner package from the national rows without changing a cell.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from zicht.features.settings import IndicatorSpec
 
 EXPORT_COLUMNS = ["level", "area_code", "area_name", "year", "indicator", "value", "status"]
 STATUSES = {"ok", "suppressed", "not_covered", "not_applicable"}
@@ -86,6 +91,51 @@ def check_export(pub: pd.DataFrame, *, units: Mapping[str, str], min_count: int)
     return problems
 
 
+def phenomena_registered(pub: pd.DataFrame, phenomena: Sequence[str]) -> set[str]:
+    """The phenomena with a registration somewhere in the partner table: a published
+    ``P.incidents`` or ``P.signals`` above 0, or a suppressed one (suppression hides 1 to the
+    minimum, or protects such a cell). A phenomenon outside this set has none anywhere: the
+    extract holds none of it (it may be partial), which is not the same as a map of zeros."""
+    found: set[str] = set()
+    for p in phenomena:
+        cells = pub[pub["indicator"].isin([f"{p}.incidents", f"{p}.signals"])]
+        ok = cells["status"] == "ok"
+        positive = pd.to_numeric(cells.loc[ok, "value"], errors="coerce").fillna(0) > 0
+        if positive.any() or (cells["status"] == "suppressed").any():
+            found.add(p)
+    return found
+
+
+# --------------------------------------------------------------------------- codebook
+
+# codebook.csv holds the contract's columns (CONTRACT.md section 3); the workbook and the
+# report add the Dutch definition, ``definition_nl``
+CODEBOOK_COLUMNS = ["indicator", "phenomenon", "definition", "unit", "numerator", "denominator",
+                    "sources", "caveats"]  # fmt: skip
+
+
+def codebook_frame(specs: Sequence[IndicatorSpec], *, dutch: bool = False) -> pd.DataFrame:
+    """One row per published indicator, from the catalogue: the columns of ``codebook.csv``,
+    with ``dutch`` also ``definition_nl`` (the Dutch definition; empty where the catalogue has
+    none) for the workbook and the report."""
+    rows = [
+        {
+            "indicator": s.key,
+            "phenomenon": s.phenomenon,
+            "definition": " ".join(s.definition.split()),
+            "unit": s.unit,
+            "numerator": s.numerator or "",
+            "denominator": s.denominator or "",
+            "sources": ";".join(s.sources),
+            "caveats": " ".join(s.caveats.split()),
+            "definition_nl": " ".join(s.definition_nl.split()),
+        }
+        for s in specs
+    ]
+    frame = pd.DataFrame(rows, columns=[*CODEBOOK_COLUMNS, "definition_nl"])
+    return frame if dutch else frame[CODEBOOK_COLUMNS]
+
+
 # --------------------------------------------------------------------------- formula guard
 
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection):
@@ -114,13 +164,34 @@ def neutralise_frame(frame: pd.DataFrame, *, numeric: Sequence[str] = ("value",)
     return out
 
 
-def partner_csv(frame: pd.DataFrame) -> str:
+# The partner CSV dialects (``export.csv_dialect``): the field separator and the decimal mark.
+CSV_DIALECTS = {"standard": (",", "."), "nl": (";", ",")}
+
+
+def partner_csv(frame: pd.DataFrame, *, dialect: str = "standard") -> str:
     """The text of a partner CSV file: header, neutralised text cells, RFC 4180 CRLF rows.
 
     With CRLF as the row end the writer quotes any text holding a carriage return or a line
     feed; with a bare LF a lone carriage return would go out unquoted and split the row.
+    ``dialect`` ``nl`` separates fields with ``;`` and writes ``value`` with a decimal comma,
+    as Dutch Excel reads a double-clicked file (a text holding ``;`` is quoted).
     """
-    return neutralise_frame(frame).to_csv(index=False, lineterminator="\r\n")
+    sep, decimal = CSV_DIALECTS[dialect]
+    out = neutralise_frame(frame)
+    if decimal != "." and "value" in out.columns:
+        out["value"] = [v.replace(".", decimal) if isinstance(v, str) else v for v in out["value"]]
+    return out.to_csv(index=False, sep=sep, lineterminator="\r\n")
+
+
+def rows_of_gemeenten(pub: pd.DataFrame, gemeenten: Sequence[str]) -> pd.DataFrame:
+    """The partner rows of areas inside ``gemeenten`` (``GM`` codes), at every level.
+
+    A CBS code carries its gemeente: ``BU``/``WK``/``GM`` + the gemeente's four digits (the
+    contract checks ``wijk_code`` and ``gemeente_code`` against ``buurt_code``), so the cut needs
+    no join and every row it keeps is a row of ``pub`` unchanged."""
+    digits = {g[2:6] for g in gemeenten}
+    keep = pub["area_code"].astype(str).str.slice(2, 6).isin(digits)
+    return pub[keep.to_numpy()]
 
 
 # --------------------------------------------------------------------------- pseudonym scan
@@ -149,6 +220,27 @@ def export_tokens(text: str, *, min_length: int = 6) -> set[str]:
     return out
 
 
+def tokens_of(pieces: Iterable[str], *, min_length: int = 6) -> set[str]:
+    """:func:`export_tokens` of a text that arrives in pieces (a file read in chunks), without
+    holding the whole text: a run of token characters cut by a piece boundary is carried over
+    to the next piece, so the result equals ``export_tokens("".join(pieces))``."""
+    out: set[str] = set()
+    carry = ""
+    for piece in pieces:
+        text = carry + piece
+        # the trailing run may continue in the next piece: keep it back
+        m = _TRAILING_RUN.search(text)
+        cut = m.start() if m else len(text)
+        carry = text[cut:]
+        out |= export_tokens(text[:cut], min_length=min_length)
+    if carry:
+        out |= export_tokens(carry, min_length=min_length)
+    return out
+
+
+_TRAILING_RUN = re.compile(_TOKEN.pattern + r"\Z")
+
+
 def pseudonym_values(
     tables: Mapping[str, DataFrame], *, columns: Mapping[str, Sequence[str]]
 ) -> DataFrame:
@@ -174,17 +266,16 @@ def pseudonym_values(
 
 
 def find_pseudonyms(tokens: DataFrame, values: DataFrame) -> DataFrame:
-    """``file, token``: the export tokens that equal an input pseudonym.
+    """``token``: the distinct export tokens that equal an input pseudonym (other columns of
+    ``tokens``, such as ``file``, are kept).
 
-    ``tokens`` (``file, token``) is small by construction (distinct tokens of aggregate
-    files: numbers, codes, names, words) and is broadcast; ``values`` (``value``, every
-    pseudonym of the inputs: tens of millions of rows nationally) streams past it, so the
-    pseudonyms never go to the driver.
+    ``tokens`` is small by construction (distinct tokens of aggregate files: numbers, codes,
+    names, words) and is broadcast; ``values`` (``value``, every pseudonym of the inputs: tens
+    of millions of rows nationally) streams past it, so the pseudonyms never go to the driver.
     """
-    t = tokens.select("file", "token")
     return (
-        values.join(F.broadcast(t), values["value"] == t["token"], "inner")
-        .select("file", "token")
+        values.join(F.broadcast(tokens), values["value"] == tokens["token"], "inner")
+        .select(*tokens.columns)
         .distinct()
     )
 

@@ -38,6 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("stage timings (s): " + ", ".join(f"{k} {v}" for k, v in manifest["timings_s"].items()))
     print()
     print(f"partner tables (safe to share) : {out / 'export'}")
+    export_facts = (manifest.get("stages", {}).get("export") or {}).get("facts", {})
+    for p in export_facts.get("packages", []):
+        where = out / "export" / "partners" / p["name"]
+        print(f"  package {p['name']:<22} {', '.join(p['gemeenten'])}: {where}")
+    for w in export_facts.get("package_warnings", []):
+        print(f"  warning: {w}")
     print(f"restricted (secure env only)   : {out / 'restricted'}")
     print(f"manifest                       : {out / 'manifest.json'}")
     store = manifest.get("store") or {}

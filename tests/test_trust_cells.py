@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from zicht.features.export import neutralise_text, partner_csv
-from zicht.jobs.export import write_xlsx
+from zicht.jobs.export.workbook import write_xlsx
 
 # (written name, what the partner CSV must hold)
 NAMES = [
