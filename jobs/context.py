@@ -103,6 +103,7 @@ class RunContext:
     rendered: dict[str, bytes] = field(default_factory=dict)
     lease: Any = None  # zicht.jobs.outputs.Lease held on the output, when one is
     recovered: list[str] = field(default_factory=list)  # what this command cleaned up first
+    previous_output: str | None = None  # --previous: an earlier output to link communities to
 
     # ----------------------------------------------------------------- locations
 

@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         "build",
         help="the pipeline's network stage on an output folder: zicht network build --from OUTPUT",
         description="The pipeline's network stage alone (a Spark job); see "
-        "`zicht network build -h` for its flags (--from, --conf, -v/-q).",
+        "`zicht network build -h` for its flags (--from, --previous, --conf, -v/-q).",
     )
     disrupt = sub.add_parser(
         "disrupt",

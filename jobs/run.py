@@ -43,6 +43,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--conf", default=None, help="YAML overlay on the committed defaults")
     p.add_argument("--strict", action="store_true", help="stop at the first rejected row")
+    p.add_argument(
+        "--previous",
+        default=None,
+        help="an earlier output: communities keep its ids (restricted/community_lineage.parquet)",
+    )
     add_ui_flag(p)
     add_verbosity_flags(p)
     return p.parse_args(argv)
@@ -55,8 +60,10 @@ def run(
     output: str | os.PathLike[str],
     *,
     store_root: str | os.PathLike[str] | None = None,
+    previous: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Every stage on ``input_dir`` into ``output`` (paths or URIs); returns the manifest."""
+    """Every stage on ``input_dir`` into ``output`` (paths or URIs); returns the manifest.
+    ``previous``: an earlier output whose community ids this run's communities keep."""
     from zicht.jobs.context import RunContext
     from zicht.jobs.io import InputError
     from zicht.jobs.pipeline import all_stages, claimed, execute, new_run_id
@@ -66,6 +73,10 @@ def run(
     input_dir, output = fsmod.normalize(os.fspath(input_dir)), fsmod.normalize(os.fspath(output))
     if not fs.is_dir(input_dir):
         raise InputError(f"--input {input_dir}: no such folder")
+    if previous is not None:
+        from zicht.jobs.lineage import check_previous
+
+        check_previous(fs, os.fspath(previous))
     outputs.check_output(fs, output, input_dir=input_dir)
     outputs.check_not_mount_point(fs, output)
     tracking_uri(output)  # a remote output without MLFLOW_TRACKING_URI stops here
@@ -87,6 +98,7 @@ def run(
             input=input_dir,
             lease=lease,
             recovered=recovered,
+            previous_output=os.fspath(previous) if previous is not None else None,
         )
         return execute(ctx, all_stages(), command="run", commit_mode=mode)
 
@@ -108,7 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return settings
     spark = build_spark(settings.spark, app_name="zicht-run", ui=args.ui)
     manifest = handled(
-        "zicht run", lambda: run(spark, settings, args.input, args.output, store_root=args.store)
+        "zicht run",
+        lambda: run(
+            spark,
+            settings,
+            args.input,
+            args.output,
+            store_root=args.store,
+            previous=args.previous,
+        ),
     )
     if isinstance(manifest, int):
         return manifest

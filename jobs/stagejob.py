@@ -39,6 +39,13 @@ def parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
         p.add_argument("--strict", action="store_true", help="stop at the first rejected row")
     else:
         p.add_argument("--from", dest="output", required=True, help="output folder of ingest")
+    if name == "network":
+        p.add_argument(
+            "--previous",
+            default=None,
+            help="an earlier output: communities keep its ids "
+            "(restricted/community_lineage.parquet)",
+        )
     if name == "export":
         p.add_argument(
             "--force-release",
@@ -99,6 +106,7 @@ def run_stage(name: str, spark: Any, settings: Any, args: argparse.Namespace) ->
             input=input_dir,
             lease=lease,
             recovered=recovered,
+            previous_output=getattr(args, "previous", None),
         )
         stage = stage_named(name, force_release=getattr(args, "force_release", False))
         if name != "export":
