@@ -1,12 +1,21 @@
 """Per-area indicators (aard en omvang) and the area feature table, from the linked tables.
 
-Reads nothing and writes nothing. Counts are computed per buurt and summed up the hierarchy
-(buurt within wijk within gemeente) where they are additive; distinct-person counts whose
-people can appear in several areas (suspects of incidents *in* an area, directors active in an
-area) are computed at each level directly. Rates and shares are computed at each level from that
-level's counts, never by averaging lower-level rates. Every (area, year, indicator) of the
-catalogue gets a cell: an area with nothing to count has 0, a rate whose denominator is 0 is
-``not_applicable``, an area outside a source's configured coverage is ``not_covered``.
+Reads nothing and writes nothing. What the catalogue may contain is registered in
+:mod:`zicht.features.registry`: every count is a declarative conditional aggregate (Spark SQL)
+over the rows of one *pass*, and this module holds the pass functions (:data:`PASS_FUNCTIONS`:
+the rows of one source table at one grain) and the methods (:data:`METHOD_FUNCTIONS`).
+
+One pass per source: all the counts of a pass are computed in one aggregation over its rows,
+with a conditional aggregate per phenomenon (``count_if(array_contains(phenomena, 'drugs'))``).
+Additive counts are aggregated per buurt (their placement level); the pass aggregates are
+joined onto the grid of buurten and years and summed up the hierarchy (buurt within wijk within
+gemeente) in one aggregation. Distinct-person counts whose persons can count in several areas
+(suspects of incidents *in* an area, directors active in an area) and local counts are computed
+at each level exactly, one aggregation per pass, and joined on. Rates, shares and methods are
+columns of that wide table, computed at each level from that level's counts, never by averaging
+lower-level rates. Every (area, year, indicator) of the catalogue gets a cell: an area with
+nothing to count has 0, a rate whose denominator is 0 is ``not_applicable``, an area outside a
+source's configured coverage is ``not_covered``.
 
 Values that are neither counts nor ratios follow the spec's ``method``:
 
@@ -15,11 +24,17 @@ Values that are neither counts nor ratios follow the spec's ``method``:
   Dutch studies of Bernasco and Van Koppen use the same pair unit). Computed at each level.
 - ``mean_woz``: sum of WOZ values / addresses with a value (helper sums roll up additively).
 - ``density_per_km2``: inhabitants / land area in km2.
-- ``eb_smoothed``: Marshall's (1991) global empirical-Bayes rate, method of moments over the
-  areas of one level and year: ``w r_i + (1 - w) m`` with ``w = A / (A + m / n_i)``,
-  ``A = max(s2 - m / n_mean, 0)``.
+- ``eb_smoothed``: Marshall's (1991) global empirical-Bayes rate over the areas of one level and
+  year, :mod:`zicht.features.smoothing` (the same estimator the area models use).
 - ``relative_gemeente`` / ``relative_study_area``: the area's rate over its gemeente's rate or
   the whole study area's rate of the same year.
+- ``composite`` / ``composite_class``: weighted percentile ranks and their nine bands, only where
+  a level has at least the spec's ``min_areas`` areas in the year (else ``not_applicable``).
+
+Population (CONTRACT.md, *Population*): with ``Sources.population == "extract"`` (``persons``
+holds an extract, e.g. the suspects) or without ``persons``, the inhabitants come from
+``areas.inhabitants`` / ``inhabitants_12plus``, and the counts that need the register are
+skipped with that reason.
 
 For magnitudes (euro, km) the stage also returns the contributor data disclosure control needs
 (``n_units``, ``top_n_share``: the minimum-units and (1, k) dominance rules).
@@ -28,30 +43,29 @@ For magnitudes (euro, km) the stage also returns the contributor data disclosure
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from zicht.features import registry
 from zicht.features.link import LEVELS
 from zicht.features.settings import CoverageSettings, IndicatorSpec, PatternSettings, Phenomenon
+from zicht.features.smoothing import with_smoothed
+from zicht.features.units import UNITS
 
-RATE_SCALE = {"rate": 1000.0, "share": 1.0, "index": 1.0, "class": 1.0}
-METHODS = (
-    "median_distance_km",
-    "mean_woz",
-    "density_per_km2",
-    "eb_smoothed",
-    "relative_gemeente",
-    "relative_study_area",
-)
-# Helper sums that roll up with the counts but are not indicators (never published).
+NON_PERSON_BUYERS = ("company", "foundation", "unknown")
+EXTRACT_REASON = "persons is an extract, not the population register (population: extract)"
+COMPOSITE_METHODS = registry.COMPOSITE_METHODS
+N_CLASSES = 9
+# Helper columns of the wide table that roll up with the counts but are not indicators (never
+# published), and the per-level helpers of the magnitudes.
 WOZ_SUM = "_woz_sum_eur"
 LAND_KM2 = "_land_km2"
-NON_PERSON_BUYERS = ("company", "foundation", "unknown")
-
+WOZ_TOP_SHARE = "_woz_top_share"
+KEYS = ["level", "area_code", "year"]
 
 Checkpoint = Callable[[DataFrame, str], DataFrame]
 
@@ -71,6 +85,10 @@ class Sources:
     property_transactions: DataFrame | None = None
     household_income: DataFrame | None = None
     areas_have_inhabitants: bool = False
+    areas_have_inhabitants_12plus: bool = False
+    # register: persons is the population register; extract: persons holds an extract (the
+    # suspects, say), so denominators come from areas and register-only counts are skipped
+    population: str = "register"
     # Rootedness counts made from the networks (zicht.models.network computes them; the job
     # passes them in): co-offending ties and community reach per level (level, area_code,
     # year, indicator, value; not additive) and the youth ties per layer per buurt
@@ -99,7 +117,14 @@ class Sources:
             have.add("network")
         if self.areas_have_inhabitants:
             have.add("areas.inhabitants")
+        if self.areas_have_inhabitants_12plus:
+            have.add("areas.inhabitants_12plus")
         return have
+
+    @property
+    def population_from_areas(self) -> bool:
+        """Inhabitants from ``areas``: no persons, or persons only an extract."""
+        return self.residence is None or self.population == "extract"
 
 
 @dataclass(frozen=True)
@@ -111,17 +136,37 @@ class IndicatorResult:
     magnitude_contributors: DataFrame | None = None
 
 
-def skipped_indicators(specs: Sequence[IndicatorSpec], available: set[str]) -> dict[str, str]:
-    """Indicators whose source tables are absent, with the reason (for the manifest)."""
+def _registered(spec: IndicatorSpec) -> registry.Count | None:
+    if spec.unit != "count" or spec.method:
+        return None
+    return registry.find_count(spec.key, [spec.phenomenon] if spec.phenomenon else [])
+
+
+def skipped_indicators(
+    specs: Sequence[IndicatorSpec], available: set[str], *, population: str = "register"
+) -> dict[str, str]:
+    """Indicators whose source tables are absent, with the reason (for the manifest).
+
+    With ``population="extract"`` the counts that need the register are skipped too, and the
+    inhabitants may come only from ``areas``.
+    """
     out: dict[str, str] = {}
     for spec in specs:
+        count = _registered(spec)
+        if population == "extract" and count is not None and count.register:
+            out[spec.key] = EXTRACT_REASON
+            continue
+        # with an extract, the inhabitants come from areas only
+        extract = population == "extract" and count is not None and count.fallback is not None
         for source in spec.sources:
-            options = source.split("|")
+            options = [o for o in source.split("|") if not (extract and o == "persons")]
             if not any(o in available for o in options):
                 names = " or ".join(
                     f"table {o}" if "." not in o else f"column {o}" for o in options
                 )
-                out[spec.key] = f"{names} is absent"
+                out[spec.key] = (
+                    "persons is an extract and " if extract else ""
+                ) + f"{names} is absent"
                 break
     # an indicator computed from a skipped one is skipped too
     changed = True
@@ -142,31 +187,9 @@ def feature_name(indicator: str) -> str:
     return indicator.replace(".", "_")
 
 
-def _explode_phenomena(incidents: DataFrame) -> DataFrame:
-    return incidents.select("*", F.explode("phenomena").alias("phenomenon"))
-
-
-def _level_code(level: str) -> str:
-    return f"{level}_code"
-
-
-def _union(parts: Sequence[DataFrame]) -> DataFrame:
-    return reduce(lambda a, b: a.unionByName(b), parts)
-
-
-def _count_by(df: DataFrame, indicator: str | Column, *, area: str = "buurt_code") -> DataFrame:
-    """Rows per (area, year) as long counts: buurt_code, year, indicator, value."""
-    ind = F.lit(indicator) if isinstance(indicator, str) else indicator
-    return (
-        df.groupBy(F.col(area).alias("buurt_code"), F.col("year"), ind.alias("indicator"))
-        .count()
-        .select(
-            "buurt_code",
-            F.col("year").cast("long").alias("year"),
-            "indicator",
-            F.col("count").cast("double").alias("value"),
-        )
-    )
+def w(key: str) -> str:
+    """The wide table's column of an indicator: Spark reads dots as struct fields."""
+    return key.replace(".", "__")
 
 
 def _year_end(year: Column) -> Column:
@@ -182,47 +205,393 @@ def _active_in(start: Column, end: Column, first: Column, last: Column) -> Colum
     return (start <= last) & (end.isNull() | (end >= first))
 
 
-def _suspect_years(src: Sources) -> DataFrame | None:
-    """person_id, year: persons registered as suspect of any located incident in the year."""
-    if src.suspects is None:
+def _levels(df: DataFrame, *cols: str) -> DataFrame:
+    """One row per level for each row with buurt_code, wijk_code, gemeente_code: ``level``,
+    ``area_code`` and ``cols``."""
+    areas = F.array(
+        *[
+            F.struct(F.lit(level).alias("level"), F.col(f"{level}_code").alias("area_code"))
+            for level in LEVELS
+        ]
+    )
+    return df.select(*cols, F.explode(areas).alias("_l")).select("_l.level", "_l.area_code", *cols)
+
+
+# --------------------------------------------------------------------------- passes
+
+
+@dataclass
+class PassContext:
+    """What the pass functions read: the sources, the period, the thresholds, and the frames
+    several passes share, each built once and cut (``cut``: the job's checkpoint, so that the
+    passes read it instead of joining again; Spark cannot reuse a join whose columns each pass
+    prunes differently)."""
+
+    src: Sources
+    years_df: DataFrame
+    patterns: PatternSettings
+    cut: Checkpoint = field(default=lambda df, _name: df)
+    shared: dict[str, DataFrame | None] = field(default_factory=dict)
+
+    @property
+    def hierarchy(self) -> DataFrame:
+        return self.src.areas.select("buurt_code", "wijk_code", "gemeente_code")
+
+    def once(self, name: str, make: Callable[[], DataFrame | None]) -> DataFrame | None:
+        if name not in self.shared:
+            made = make()
+            self.shared[name] = None if made is None else self.cut(made, name)
+        return self.shared[name]
+
+    def suspect_homes(self) -> DataFrame | None:
+        """One row per suspect of a located incident and year: person_id, year, phenomena (of
+        their incidents in the year), repeat_phenomena (those with two or more of them), and
+        where they live that year when they live in the study area (buurt_code, wijk_code,
+        gemeente_code, age, household_id; null otherwise).
+
+        The residence rows of the suspects come from a broadcast semi-join: the suspects are a
+        few hundred thousand nationally, the residence every inhabitant in every year (36M rows
+        at national scale), so only the suspects' rows are shuffled.
+        """
+        src = self.src
+
+        def make() -> DataFrame | None:
+            if src.suspects is None:
+                return None
+            inc = src.incidents.select("incident_id", "year", "phenomena")
+            per = (
+                src.suspects.select("incident_id", "person_id")
+                .join(inc, "incident_id")
+                .groupBy("person_id", F.col("year").cast("long").alias("year"))
+                .agg(F.collect_set(F.struct("incident_id", "phenomena")).alias("_inc"))
+            )
+            phs = F.array_distinct(F.flatten(F.col("_inc.phenomena")))
+            repeat = F.filter(
+                phs,
+                lambda p: (
+                    F.size(F.filter(F.col("_inc"), lambda i: F.array_contains(i.phenomena, p))) >= 2
+                ),
+            )
+            years = per.select(
+                "person_id", "year", phs.alias("phenomena"), repeat.alias("repeat_phenomena")
+            )
+            if src.residence is None:
+                return years.select(
+                    "*",
+                    *[F.lit(None).cast("string").alias(f"{lv}_code") for lv in LEVELS],
+                    F.lit(None).cast("long").alias("age"),
+                    F.lit(None).cast("string").alias("household_id"),
+                )
+            ids = src.suspects.select("person_id").where(F.col("person_id").isNotNull())
+            home = src.residence.join(F.broadcast(ids.distinct()), "person_id", "left_semi")
+            home = home.select(
+                "person_id",
+                F.col("year").cast("long").alias("year"),
+                *[f"{lv}_code" for lv in LEVELS],
+                (F.col("year") - F.col("birth_year")).alias("age"),
+                "household_id",
+            )
+            return years.join(home, ["person_id", "year"], "left")
+
+        return self.once("suspect_homes", make)
+
+    def company_seats(self) -> DataFrame | None:
+        """Companies with an address, and the buurt of that address."""
+        src = self.src
+
+        def make() -> DataFrame | None:
+            if src.companies is None or src.addresses is None:
+                return None
+            return (
+                src.companies.where(F.col("address_id").isNotNull())
+                .join(src.addresses.select("address_id", "buurt_code"), "address_id")
+                .select(
+                    "company_id",
+                    "sbi_code",
+                    "registered_date",
+                    "deregistered_date",
+                    "address_id",
+                    "buurt_code",
+                )  # fmt: skip
+            )
+
+        return self.once("company_seats", make)
+
+    def sales_located(self) -> DataFrame | None:
+        """Sales with the buurt and use of the address sold, and the year of the sale."""
+        src = self.src
+
+        def make() -> DataFrame | None:
+            if src.property_transactions is None or src.addresses is None:
+                return None
+            return src.property_transactions.join(
+                src.addresses.select("address_id", "buurt_code", "use_type"), "address_id"
+            ).select(
+                "transaction_id", "address_id", "buurt_code", "use_type", "price_eur",
+                "buyer_id", "buyer_kind",
+                F.year("transaction_date").cast("long").alias("_tx_year"),
+            )  # fmt: skip
+
+        return self.once("sales_located", make)
+
+
+def _pass_incidents(ctx: PassContext) -> DataFrame | None:
+    return ctx.src.incidents.select(
+        "buurt_code", "year", "phenomena", "incident_date", "crime_code", "crime_class"
+    )
+
+
+def _pass_residence(ctx: PassContext) -> DataFrame | None:
+    res = ctx.src.residence
+    if res is None:
         return None
+    return res.select(
+        "buurt_code",
+        "year",
+        (F.col("year") - F.col("birth_year")).alias("age"),
+        "household_id",
+        "registered_since",
+    )
+
+
+def _pass_dwellings(ctx: PassContext) -> DataFrame | None:
+    res, addresses = ctx.src.residence, ctx.src.addresses
+    if res is None or addresses is None:
+        return None
+    # only the addresses with many adults go on (a handful per buurt at most), so the
+    # addresses are scanned, not shuffled
+    adults = (
+        res.where(F.col("year") - F.col("birth_year") >= 18)
+        .groupBy("buurt_code", "year", "address_id")
+        .agg(F.count(F.lit(1)).alias("adults"))
+        .where(F.col("adults") >= ctx.patterns.min_adults_per_dwelling)
+    )
+    dwelling = addresses.select(
+        "address_id", (F.col("use_type") == "woonfunctie").alias("is_dwelling")
+    )
+    return dwelling.join(F.broadcast(adults), "address_id")
+
+
+def _pass_suspect_residence(ctx: PassContext) -> DataFrame | None:
+    homes = ctx.suspect_homes()
+    if homes is None or ctx.src.residence is None:
+        return None
+    return homes.where(F.col("buurt_code").isNotNull()).select(
+        "buurt_code", "year", "phenomena", "age"
+    )
+
+
+def _pass_suspect_households(ctx: PassContext) -> DataFrame | None:
+    """Young residents and a suspect (another member) of their household in the year."""
+    src, p = ctx.src, ctx.patterns
+    homes = ctx.suspect_homes()
+    if homes is None or src.residence is None:
+        return None
+    age = F.col("year") - F.col("birth_year")
+    young = src.residence.where(age.between(p.youth_min_age, p.youth_max_age))
+    suspect_households = homes.where(F.col("household_id").isNotNull()).select(
+        "household_id", "year", F.col("person_id").alias("_suspect_id")
+    )
     return (
-        src.suspects.join(src.incidents.select("incident_id", "year"), "incident_id")
-        .select("person_id", F.col("year").cast("long").alias("year"))
+        young.where(F.col("household_id").isNotNull())
+        .join(F.broadcast(suspect_households), ["household_id", "year"])
+        .where(F.col("_suspect_id") != F.col("person_id"))
+        .select("buurt_code", "year", "person_id")
+    )
+
+
+def _pass_signals(ctx: PassContext) -> DataFrame | None:
+    signals = ctx.src.signals
+    return None if signals is None else signals.select("buurt_code", "year", "phenomena")
+
+
+def _pass_company_addresses(ctx: PassContext) -> DataFrame | None:
+    """Per address and year: companies active, active in the churn window, (de)registered in
+    it, cash-intensive and active."""
+    p = ctx.patterns
+    seats = ctx.company_seats()
+    if seats is None:
+        return None
+    comp = seats.crossJoin(F.broadcast(ctx.years_df))
+    reg, dereg = F.col("registered_date"), F.col("deregistered_date")
+    first, last = _year_start(F.col("year")), _year_end(F.col("year"))
+    window_first = _year_start(F.col("year") - (p.churn_window_years - 1))
+    active = _active_in(reg, dereg, first, last)
+    churned = reg.between(window_first, last) | (
+        dereg.isNotNull() & dereg.between(window_first, last)
+    )
+    cash: Column = F.lit(False)
+    for code in p.cash_intensive_sbi:
+        cash = cash | F.col("sbi_code").startswith(code)
+    return comp.groupBy("buurt_code", "year", "address_id").agg(
+        F.count_if(active).alias("active"),
+        F.count_if(_active_in(reg, dereg, window_first, last)).alias("active_window"),
+        F.count_if(churned).alias("churned"),
+        F.count_if(active & cash).alias("cash_active"),
+    )
+
+
+def _pass_sales(ctx: PassContext) -> DataFrame | None:
+    """Per address and year: sales in the year (by a non-person too) and in the resale window
+    that ends with the year."""
+    tx = ctx.sales_located()
+    if tx is None:
+        return None
+    back = max(ctx.patterns.resale_window_years - 1, 0)
+    window = tx.join(
+        F.broadcast(ctx.years_df), F.col("_tx_year").between(F.col("year") - back, F.col("year"))
+    )
+    in_year = F.col("_tx_year") == F.col("year")
+    return window.groupBy("buurt_code", "year", "address_id").agg(
+        F.count_if(in_year).alias("sales"),
+        F.count_if(in_year & F.col("buyer_kind").isin(*NON_PERSON_BUYERS)).alias(
+            "non_person_sales"
+        ),
+        F.count(F.lit(1)).alias("window_sales"),
+        F.max(F.col("use_type") == "woonfunctie").alias("is_dwelling"),
+    )
+
+
+def _pass_purchase_income(ctx: PassContext) -> DataFrame | None:
+    """Person purchases of the period's years whose buyer's household has an income that year."""
+    src = ctx.src
+    tx = ctx.sales_located()
+    if tx is None or src.residence is None or src.household_income is None:
+        return None
+    sales = (
+        tx.where(F.col("buyer_kind") == "person")
+        .select(
+            "transaction_id", "buurt_code", "price_eur", "buyer_id", F.col("_tx_year").alias("year")
+        )
+        .join(F.broadcast(ctx.years_df), "year", "left_semi")
+    )
+    # the register's rows of the buyers only (a broadcast semi-join: a few hundred thousand
+    # person purchases a year nationally), so the inhabitants are not shuffled, and the
+    # incomes are scanned against the buyers' households, not shuffled
+    buyer_ids = (
+        sales.select(F.col("buyer_id").alias("person_id"))
+        .where(F.col("person_id").isNotNull())
+        .distinct()
+    )
+    buyers = (
+        src.residence.join(F.broadcast(buyer_ids), "person_id", "left_semi")
+        .select(F.col("person_id").alias("buyer_id"), F.col("year").cast("long"), "household_id")
+        .where(F.col("household_id").isNotNull())
+    )
+    income = src.household_income.select(
+        "household_id", F.col("year").cast("long").alias("year"), "disposable_income_eur"
+    )
+    return (
+        income.join(F.broadcast(sales.join(buyers, ["buyer_id", "year"])), ["household_id", "year"])
+        .select("transaction_id", "buurt_code", "year", "price_eur", "disposable_income_eur")
         .distinct()
     )
 
 
-def _suspects_residence(src: Sources, residence: DataFrame) -> DataFrame:
-    """``residence`` rows of persons who are a suspect at all (any incident, any year).
-
-    A broadcast semi-join: the suspects are a few hundred thousand nationally, the residence
-    every inhabitant in every year (36M rows at national scale), so the suspects' joins with it
-    shuffle the suspects' rows only instead of the whole register.
-    """
-    assert src.suspects is not None
-    ids = src.suspects.select("person_id").where(F.col("person_id").isNotNull()).distinct()
-    return residence.join(F.broadcast(ids), "person_id", "left_semi")
+def _pass_addresses(ctx: PassContext) -> DataFrame | None:
+    a = ctx.src.addresses
+    return None if a is None else a.select("buurt_code", "use_type", "woz_value_eur")
 
 
-def journey_pairs(src: Sources) -> DataFrame | None:
+def _pass_areas(ctx: PassContext) -> DataFrame | None:
+    areas = ctx.src.areas
+    cols = [c for c in ("inhabitants", "inhabitants_12plus") if c in areas.columns]
+    return areas.select("buurt_code", "land_area_ha", *cols)
+
+
+def _pass_youth_ties(ctx: PassContext) -> DataFrame | None:
+    ties = ctx.src.youth_tie_counts
+    return None if ties is None else ties.select("buurt_code", "year", "indicator", "value")
+
+
+def _pass_incident_suspects(ctx: PassContext) -> DataFrame | None:
+    """Per level, area, year and suspect of an incident in the area: the phenomena of their
+    incidents there, whether they live in the area, and their repeat phenomena of the year."""
+    src = ctx.src
+    homes = ctx.suspect_homes()
+    if src.suspects is None or homes is None:
+        return None
+    inc = src.incidents.where(F.size("phenomena") > 0).select(
+        "incident_id", F.col("year").cast("long").alias("year"), "phenomena",
+        "buurt_code", "wijk_code", "gemeente_code",
+    )  # fmt: skip
+    base = src.suspects.select("incident_id", "person_id").join(inc, "incident_id")
+    per_area = (
+        _levels(base, "person_id", "year", "phenomena")
+        .groupBy("level", "area_code", "year", "person_id")
+        .agg(F.array_distinct(F.flatten(F.collect_list("phenomena"))).alias("phenomena"))
+    )
+    person = homes.select(
+        "person_id", "year", "repeat_phenomena",
+        *[F.col(f"{level}_code").alias(f"_home_{level}") for level in LEVELS],
+    )  # fmt: skip
+    home_code = F.coalesce(
+        *[F.when(F.col("level") == level, F.col(f"_home_{level}")) for level in LEVELS]
+    )
+    is_local = F.coalesce(home_code == F.col("area_code"), F.lit(False))
+    return per_area.join(person, ["person_id", "year"]).select(
+        "level", "area_code", "year", "phenomena", "repeat_phenomena", is_local.alias("is_local")
+    )
+
+
+def _pass_directors(ctx: PassContext) -> DataFrame | None:
+    """Per level: directors in the year of at least ``min_companies_per_director`` active
+    companies with an address in the study area, in each area where they direct one."""
+    src, p = ctx.src, ctx.patterns
+    seats = ctx.company_seats()
+    if seats is None or src.company_roles is None:
+        return None
+    first, last = _year_start(F.col("year")), _year_end(F.col("year"))
+    active = (
+        seats.crossJoin(F.broadcast(ctx.years_df))
+        .where(_active_in(F.col("registered_date"), F.col("deregistered_date"), first, last))
+        .select("company_id", "year", "buurt_code")
+    )
+    roles = (
+        src.company_roles.where(F.col("role").isin(*p.director_roles))
+        .crossJoin(F.broadcast(ctx.years_df))
+        .where(_active_in(F.col("start_date"), F.col("end_date"), first, last))
+        .select("company_id", "person_id", "year")
+        .distinct()
+    )
+    # the min_companies_per_director count runs over active companies anywhere in the study
+    # area with an address; a director of companies without one counts them not
+    directed = roles.join(active, ["company_id", "year"])
+    many = (
+        directed.groupBy("person_id", "year")
+        .agg(F.count_distinct("company_id").alias("_n"))
+        .where(F.col("_n") >= p.min_companies_per_director)
+        .select("person_id", "year")
+    )
+    located = directed.join(many, ["person_id", "year"]).join(
+        F.broadcast(ctx.hierarchy), "buurt_code"
+    )
+    return _levels(located, "year", "person_id")
+
+
+def _journey_pairs(ctx: PassContext) -> DataFrame | None:
     """Suspect-incident pairs whose suspect lives in the study area, with ``distance_km``.
 
     One row per (incident, suspect, phenomenon of the incident): the incident's area codes,
     year and phenomenon, and the straight-line distance in km between the incident point and
     the centroid of the buurt where the suspect lives that year.
     """
-    if src.suspects is None or src.residence is None:
+    src = ctx.src
+    homes = ctx.suspect_homes()
+    if src.suspects is None or homes is None or src.residence is None:
         return None
-    inc = _explode_phenomena(src.incidents).select(
-        "incident_id", "year", "phenomenon", "buurt_code", "wijk_code", "gemeente_code", "x", "y"
-    )
-    home = _suspects_residence(src, src.residence).select(
+    inc = src.incidents.select(
+        "incident_id", F.col("year").cast("long").alias("year"),
+        F.explode("phenomena").alias("phenomenon"), "buurt_code", "wijk_code", "gemeente_code",
+        "x", "y",
+    )  # fmt: skip
+    home = homes.where(F.col("buurt_code").isNotNull()).select(
         "person_id", "year", F.col("buurt_code").alias("_home")
     )
     centroid = src.areas.select(
         F.col("buurt_code").alias("_home"), F.col("x").alias("_hx"), F.col("y").alias("_hy")
     )
+    distance = F.sqrt((F.col("x") - F.col("_hx")) ** 2 + (F.col("y") - F.col("_hy")) ** 2)
     return (
         src.suspects.select("incident_id", "person_id")
         .distinct()
@@ -237,447 +606,178 @@ def journey_pairs(src: Sources) -> DataFrame | None:
             "buurt_code",
             "wijk_code",
             "gemeente_code",
-            (
-                F.sqrt((F.col("x") - F.col("_hx")) ** 2 + (F.col("y") - F.col("_hy")) ** 2) / 1000.0
-            ).alias("distance_km"),
-        )
+            (distance / 1000.0).alias("distance_km"),
+        )  # fmt: skip
     )
 
 
-def _companies_by_year(src: Sources, years_df: DataFrame) -> DataFrame | None:
-    """Companies with an address in an area, once per year of the period (``year``)."""
-    if src.companies is None or src.addresses is None:
+def _pass_journeys(ctx: PassContext) -> DataFrame | None:
+    pairs = _journey_pairs(ctx)
+    return None if pairs is None else _levels(pairs, "year", "phenomenon", "distance_km")
+
+
+def _pass_network(ctx: PassContext) -> DataFrame | None:
+    net = ctx.src.network_level_counts
+    if net is None:
         return None
-    addr = src.addresses.select("address_id", "buurt_code")
-    return (
-        src.companies.where(F.col("address_id").isNotNull())
-        .join(addr, "address_id")
-        .crossJoin(F.broadcast(years_df))
+    return net.select(
+        "level", "area_code", F.col("year").cast("long").alias("year"), "indicator", "value"
     )
 
 
-def _buurt_counts(
-    src: Sources, *, want: set[str], patterns: PatternSettings, years_df: DataFrame
-) -> DataFrame:
-    """Additive counts per buurt and year, long: buurt_code, year, indicator, value."""
-
-    def wants(*keys: str) -> bool:
-        return any(k in want for k in keys)
-
-    parts: list[DataFrame] = []
-    inc = _explode_phenomena(src.incidents)
-    parts.append(_count_by(inc, F.concat("phenomenon", F.lit(".incidents"))))
-    res = src.residence
-    suspect_years = _suspect_years(src)
-    if res is not None:
-        age = F.col("year") - F.col("birth_year")
-        parts.append(_count_by(res, "context.inhabitants"))
-        parts.append(_count_by(res.where(age >= 12), "context.inhabitants_12plus"))
-        if wants("context.households"):
-            parts.append(
-                _count_by(
-                    res.where(F.col("household_id").isNotNull())
-                    .select("buurt_code", "year", "household_id")
-                    .distinct(),
-                    "context.households",
-                )
-            )
-        if wants("context.recent_movers"):
-            # registered at the current address less than a year before the year's end
-            recent = (F.col("registered_since") > _year_end(F.col("year") - 1)) & (
-                F.col("registered_since") <= _year_end(F.col("year"))
-            )
-            parts.append(_count_by(res.where(recent), "context.recent_movers"))
-        young = res.where(age.between(patterns.youth_min_age, patterns.youth_max_age))
-        if wants("context.young_residents"):
-            parts.append(_count_by(young, "context.young_residents"))
-        if wants("mensenhandel.overbewoning_dwellings") and src.addresses is not None:
-            dwellings = src.addresses.where(F.col("use_type") == "woonfunctie").select("address_id")
-            crowded = (
-                res.where(age >= 18)
-                .groupBy("buurt_code", "year", "address_id")
-                .count()
-                .where(F.col("count") >= patterns.min_adults_per_dwelling)
-                .join(dwellings, "address_id")
-            )
-            parts.append(_count_by(crowded, "mensenhandel.overbewoning_dwellings"))
-        if src.suspects is not None and suspect_years is not None:
-            res_s = _suspects_residence(src, res)  # the suspects' rows only
-            young_s = _suspects_residence(src, young)
-            susp = (
-                src.suspects.join(inc.select("incident_id", "year", "phenomenon"), "incident_id")
-                .select("person_id", "year", "phenomenon")
-                .distinct()
-            )
-            parts.append(
-                _count_by(
-                    susp.join(
-                        res_s.select("person_id", "year", "buurt_code"), ["person_id", "year"]
-                    ),
-                    F.concat("phenomenon", F.lit(".resident_suspects")),
-                )
-            )
-            if wants("context.young_suspects"):
-                parts.append(
-                    _count_by(
-                        young_s.join(suspect_years, ["person_id", "year"]),
-                        "context.young_suspects",
-                    )
-                )
-            if wants("context.young_in_suspect_household"):
-                # another member of the young person's household is a suspect in the year
-                suspect_households = (
-                    res_s.where(F.col("household_id").isNotNull())
-                    .join(suspect_years, ["person_id", "year"])
-                    .select("household_id", "year", F.col("person_id").alias("_suspect_id"))
-                )
-                exposed = (
-                    young.where(F.col("household_id").isNotNull())
-                    .join(F.broadcast(suspect_households), ["household_id", "year"])
-                    .where(F.col("_suspect_id") != F.col("person_id"))
-                    .select("person_id", "year", "buurt_code")
-                    .distinct()
-                )
-                parts.append(_count_by(exposed, "context.young_in_suspect_household"))
-    pairs = journey_pairs(src)
-    if pairs is not None:
-        parts.append(_count_by(pairs, F.concat("phenomenon", F.lit(".journey_pairs"))))
-    if src.signals is not None:
-        parts.append(
-            _count_by(
-                src.signals.select("buurt_code", "year", F.explode("phenomena").alias("ph")),
-                F.concat("ph", F.lit(".signals")),
-            )
-        )
-    parts += _company_counts(src, want=want, patterns=patterns, years_df=years_df)
-    parts += _transaction_counts(src, want=want, patterns=patterns, years_df=years_df)
-    out = _union(parts)
-    return out.where(F.col("indicator").isin(sorted(want)))
-
-
-def _company_counts(
-    src: Sources, *, want: set[str], patterns: PatternSettings, years_df: DataFrame
-) -> list[DataFrame]:
-    comp = _companies_by_year(src, years_df)
-    if comp is None:
-        return []
-    reg, dereg = F.col("registered_date"), F.col("deregistered_date")
-    first, last = _year_start(F.col("year")), _year_end(F.col("year"))
-    window_first = _year_start(F.col("year") - (patterns.churn_window_years - 1))
-    active = _active_in(reg, dereg, first, last)
-    parts: list[DataFrame] = [
-        _count_by(comp.where(active), "context.companies"),
-        _count_by(
-            comp.where(_active_in(reg, dereg, window_first, last)),
-            "context.companies_churn_window",
-        ),
-        _count_by(
-            comp.where(
-                reg.between(window_first, last)
-                | (dereg.isNotNull() & dereg.between(window_first, last))
-            ),
-            "witwassen.company_churn",
-        ),
-    ]
-    if patterns.cash_intensive_sbi:
-        cash = reduce(
-            lambda a, b: a | b,
-            [F.col("sbi_code").startswith(c) for c in patterns.cash_intensive_sbi],
-        )
-        parts.append(_count_by(comp.where(active & cash), "witwassen.cash_intensive_companies"))
-    # addresses where many companies are active in the year: counted, and their companies too
-    many = (
-        comp.where(active)
-        .groupBy("buurt_code", "year", "address_id")
-        .agg(F.countDistinct("company_id").alias("n"))
-        .where(F.col("n") >= patterns.min_companies_per_address)
-    )
-    if "vastgoedfraude.many_company_addresses" in want:
-        parts.append(_count_by(many, "vastgoedfraude.many_company_addresses"))
-    if "vastgoedfraude.companies_at_many_company_addresses" in want:
-        # the same rows context.companies counts, at those addresses only
-        at_many = comp.where(active).join(
-            many.select("buurt_code", "year", "address_id"),
-            ["buurt_code", "year", "address_id"],
-            "left_semi",
-        )
-        parts.append(_count_by(at_many, "vastgoedfraude.companies_at_many_company_addresses"))
-    return parts
-
-
-def _transaction_counts(
-    src: Sources, *, want: set[str], patterns: PatternSettings, years_df: DataFrame
-) -> list[DataFrame]:
-    if src.property_transactions is None or src.addresses is None:
-        return []
-    tx = src.property_transactions.join(
-        src.addresses.select("address_id", "buurt_code", "use_type"), "address_id"
-    ).withColumn("_tx_year", F.year("transaction_date").cast("long"))
-    in_period = tx.join(
-        F.broadcast(years_df), F.col("_tx_year") == F.col("year")
-    )  # sales of the period's years, with their year
-    parts = [
-        _count_by(in_period, "vastgoedfraude.purchases"),
-        _count_by(
-            in_period.where(F.col("buyer_kind").isin(*NON_PERSON_BUYERS)),
-            "vastgoedfraude.non_person_purchases",
-        ),
-    ]
-    if "vastgoedfraude.doorsluiswoningen" in want:
-        window = tx.where(F.col("use_type") == "woonfunctie").join(
-            F.broadcast(years_df),
-            F.col("_tx_year").between(
-                F.col("year") - (patterns.resale_window_years - 1), F.col("year")
-            ),
-        )
-        resold = (
-            window.groupBy("buurt_code", "year", "address_id")
-            .agg(F.countDistinct("transaction_id").alias("n"))
-            .where(F.col("n") >= patterns.min_resales)
-        )
-        parts.append(_count_by(resold, "vastgoedfraude.doorsluiswoningen"))
-    if (
-        "witwassen.person_purchases_with_income" in want
-        and src.residence is not None
-        and src.household_income is not None
-    ):
-        # the register's rows of the buyers only (a broadcast semi-join: a few hundred thousand
-        # person purchases a year nationally), so the inhabitants are not shuffled
-        buyer_ids = (
-            in_period.where(F.col("buyer_kind") == "person")
-            .select(F.col("buyer_id").alias("person_id"))
-            .where(F.col("person_id").isNotNull())
-            .distinct()
-        )
-        buyers = (
-            src.residence.join(F.broadcast(buyer_ids), "person_id", "left_semi")
-            .select(F.col("person_id").alias("buyer_id"), "year", "household_id")
-            .where(F.col("household_id").isNotNull())
-        )
-        income = src.household_income.select(
-            "household_id",
-            F.col("year").cast("long").alias("year"),
-            "disposable_income_eur",
-        )
-        known = (
-            in_period.where(F.col("buyer_kind") == "person")
-            .join(buyers, ["buyer_id", "year"])
-            .join(income, ["household_id", "year"])
-            .select("transaction_id", "buurt_code", "year", "price_eur", "disposable_income_eur")
-            .distinct()
-        )
-        parts.append(_count_by(known, "witwassen.person_purchases_with_income"))
-        unexplained = F.col("price_eur") > F.lit(patterns.max_price_to_income) * F.col(
-            "disposable_income_eur"
-        )
-        parts.append(_count_by(known.where(unexplained), "witwassen.unexplained_purchases"))
-    return parts
-
-
-def _static_buurt_counts(src: Sources, years_df: DataFrame) -> DataFrame:
-    """Counts and helper sums that do not vary by year in the inputs (addresses, areas)."""
-    parts: list[DataFrame] = []
-    if src.addresses is not None:
-        is_dwelling = F.col("use_type") == "woonfunctie"
-        has_woz = F.col("woz_value_eur").isNotNull()
-        measures = {
-            "context.addresses": F.count(F.lit(1)),
-            "context.dwellings": F.sum(is_dwelling.cast("int")),
-            "context.business_units": F.sum((~is_dwelling).cast("int")),
-            "context.woz_units": F.sum(has_woz.cast("int")),
-            WOZ_SUM: F.coalesce(F.sum("woz_value_eur"), F.lit(0)),
-        }
-        agg = src.addresses.groupBy("buurt_code").agg(
-            *[m.cast("double").alias(f"_m{i}") for i, m in enumerate(measures.values())]
-        )
-        for i, name in enumerate(measures):
-            parts.append(
-                agg.select(
-                    "buurt_code", F.lit(name).alias("indicator"), F.col(f"_m{i}").alias("value")
-                )
-            )
-    parts.append(
-        src.areas.select(
-            "buurt_code",
-            F.lit(LAND_KM2).alias("indicator"),
-            (F.col("land_area_ha") / 100.0).alias("value"),
-        )
-    )
-    if src.residence is None and src.areas_have_inhabitants:
-        parts.append(
-            src.areas.where(F.col("inhabitants").isNotNull()).select(
-                "buurt_code",
-                F.lit("context.inhabitants").alias("indicator"),
-                F.col("inhabitants").cast("double").alias("value"),
-            )
-        )
-    return (
-        _union(parts)
-        .crossJoin(F.broadcast(years_df))
-        .select("buurt_code", "year", "indicator", "value")
-    )
-
-
-def _per_level_counts(
-    src: Sources, *, want: set[str], patterns: PatternSettings, years_df: DataFrame
-) -> DataFrame | None:
-    """Non-additive counts, computed at each level: level, area_code, year, indicator, value."""
-    parts: list[DataFrame] = []
-    hierarchy = src.areas.select("buurt_code", "wijk_code", "gemeente_code")
-    if src.suspects is not None:
-        inc = _explode_phenomena(src.incidents)
-        base = src.suspects.join(
-            inc.select(
-                "incident_id", "year", "phenomenon", "buurt_code", "wijk_code", "gemeente_code"
-            ),
-            "incident_id",
-        )
-        # suspects of two or more incidents of the phenomenon anywhere in the year
-        repeat = (
-            base.groupBy("person_id", "year", "phenomenon")
-            .agg(F.countDistinct("incident_id").alias("_n_inc"))
-            .select("person_id", "year", "phenomenon", (F.col("_n_inc") >= 2).alias("_repeat"))
-        )
-        res_s = _suspects_residence(src, src.residence) if src.residence is not None else None
-        for level in LEVELS:
-            code = _level_code(level)
-            d = (
-                base.select("person_id", "year", "phenomenon", F.col(code).alias("area_code"))
-                .distinct()
-                .join(repeat, ["person_id", "year", "phenomenon"])
-            )
-            if res_s is not None:
-                r = res_s.select("person_id", "year", F.col(code).alias("_res_code"))
-                d = d.join(r, ["person_id", "year"], "left")
-                is_local = (F.col("_res_code") == F.col("area_code")).cast("int")
-            else:
-                is_local = F.lit(0)
-            agg = d.groupBy("area_code", "year", "phenomenon").agg(
-                F.count(F.lit(1)).cast("double").alias("suspects"),
-                F.sum(F.coalesce(is_local, F.lit(0))).cast("double").alias("local_suspects"),
-                F.sum(F.col("_repeat").cast("int")).cast("double").alias("repeat_suspects"),
-            )
-            for name in ("suspects", "local_suspects", "repeat_suspects"):
-                parts.append(
-                    agg.select(
-                        F.lit(level).alias("level"),
-                        "area_code",
-                        F.col("year").cast("long").alias("year"),
-                        F.concat("phenomenon", F.lit(f".{name}")).alias("indicator"),
-                        F.col(name).alias("value"),
-                    )
-                )
-    comp = _companies_by_year(src, years_df)
-    if (
-        "witwassen.many_company_directors" in want
-        and comp is not None
-        and src.company_roles is not None
-    ):
-        first, last = _year_start(F.col("year")), _year_end(F.col("year"))
-        active = comp.where(
-            _active_in(F.col("registered_date"), F.col("deregistered_date"), first, last)
-        ).select("company_id", "year", "buurt_code")
-        roles = (
-            src.company_roles.where(F.col("role").isin(*patterns.director_roles))
-            .crossJoin(F.broadcast(years_df))
-            .where(_active_in(F.col("start_date"), F.col("end_date"), first, last))
-            .select("company_id", "person_id", "year")
-            .distinct()
-        )
-        # the ``min_companies_per_director`` count runs over active companies anywhere in the
-        # study area with an address; a director of companies without one counts them not
-        directed = roles.join(active, ["company_id", "year"])
-        many = (
-            directed.groupBy("person_id", "year")
-            .agg(F.countDistinct("company_id").alias("_n"))
-            .where(F.col("_n") >= patterns.min_companies_per_director)
-            .select("person_id", "year")
-        )
-        located = directed.join(many, ["person_id", "year"]).join(
-            F.broadcast(hierarchy), "buurt_code"
-        )
-        for level in LEVELS:
-            parts.append(
-                located.groupBy(F.col(_level_code(level)).alias("area_code"), "year")
-                .agg(F.countDistinct("person_id").cast("double").alias("value"))
-                .select(
-                    F.lit(level).alias("level"),
-                    "area_code",
-                    F.col("year").cast("long").alias("year"),
-                    F.lit("witwassen.many_company_directors").alias("indicator"),
-                    "value",
-                )
-            )
-    if not parts:
+def _pass_woz(ctx: PassContext) -> DataFrame | None:
+    """Addresses with a WOZ value per level (no year): the dominance rule's largest share."""
+    a = ctx.src.addresses
+    if a is None:
         return None
-    return _union(parts).where(F.col("indicator").isin(sorted(want)))
+    woz = a.where(F.col("woz_value_eur").isNotNull()).join(F.broadcast(ctx.hierarchy), "buurt_code")
+    return _levels(woz, "woz_value_eur")
 
 
-def _magnitudes(src: Sources, *, want: set[str], years_df: DataFrame) -> DataFrame | None:
-    """Per-level magnitudes with their contributors: level, area_code, year, indicator,
-    value (null unless computed here), n_units, top_n_share."""
-    parts: list[DataFrame] = []
-    pairs = journey_pairs(src)
-    if pairs is not None:
-        for level in LEVELS:
-            parts.append(
-                pairs.groupBy(F.col(_level_code(level)).alias("area_code"), "year", "phenomenon")
-                .agg(
-                    F.percentile("distance_km", F.lit(0.5)).alias("value"),
-                    F.count(F.lit(1)).alias("n_units"),
-                )
-                .select(
-                    F.lit(level).alias("level"),
-                    "area_code",
-                    F.col("year").cast("long").alias("year"),
-                    F.concat("phenomenon", F.lit(".journey_to_crime_km")).alias("indicator"),
-                    F.col("value").cast("double").alias("value"),
-                    F.col("n_units").cast("long").alias("n_units"),
-                    F.lit(None).cast("double").alias("top_n_share"),
-                )
+PassFunction = Callable[[PassContext], "DataFrame | None"]
+
+# The registry's passes (zicht.features.registry.PASSES) and the helper passes, each a function
+# from the sources to the rows its aggregates run over.
+PASS_FUNCTIONS: Mapping[str, PassFunction] = {
+    "incidents": _pass_incidents,
+    "residence": _pass_residence,
+    "dwellings": _pass_dwellings,
+    "suspect_residence": _pass_suspect_residence,
+    "suspect_households": _pass_suspect_households,
+    "signals": _pass_signals,
+    "company_addresses": _pass_company_addresses,
+    "sales": _pass_sales,
+    "purchase_income": _pass_purchase_income,
+    "addresses": _pass_addresses,
+    "areas": _pass_areas,
+    "youth_ties": _pass_youth_ties,
+    "incident_suspects": _pass_incident_suspects,
+    "directors": _pass_directors,
+    "journeys": _pass_journeys,
+    "network": _pass_network,
+    "woz": _pass_woz,
+}
+HELPER_PASSES = {"woz": "level"}
+
+
+def _grain(pass_: str) -> str:
+    return registry.PASSES[pass_].grain if pass_ in registry.PASSES else HELPER_PASSES[pass_]
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One column of a pass's aggregate: the wide table's name and its aggregate."""
+
+    name: str
+    expr: str
+    summed: bool = True  # counts and additive helpers; medians and shares are taken as they are
+
+
+def _wanted_columns(
+    live: Sequence[IndicatorSpec],
+    derived: Sequence[IndicatorSpec],
+    src: Sources,
+    patterns: PatternSettings,
+) -> dict[str, list[_Column]]:
+    """The aggregates each pass computes, from the registry: pass -> columns."""
+    fill = {f.name: getattr(patterns, f.name) for f in patterns.__dataclass_fields__.values()}
+    out: dict[str, list[_Column]] = {}
+
+    def add(pass_: str, col: _Column) -> None:
+        cols = out.setdefault(pass_, [])
+        if col.name not in {c.name for c in cols}:
+            cols.append(col)
+
+    for spec in live:
+        count = _registered(spec)
+        if count is None:
+            continue
+        layer = ""
+        if "{L}" in count.pattern:
+            prefix = count.pattern.split("{L}")[0]
+            layer = spec.key[len(prefix) :]
+        pass_, expr = count.pass_, count.expr
+        if count.fallback is not None and src.population_from_areas:
+            pass_, expr = count.fallback
+        sql = expr.format(**fill, P=spec.phenomenon, L=layer, key=spec.key)
+        add(pass_, _Column(w(spec.key), sql))
+    add("areas", _Column(w(LAND_KM2), "sum(land_area_ha) / 100.0"))
+    for spec in derived:
+        if spec.method == "mean_woz":
+            add("addresses", _Column(w(WOZ_SUM), "coalesce(sum(woz_value_eur), 0)"))
+            add(
+                "woz",
+                _Column(
+                    WOZ_TOP_SHARE,
+                    "max(woz_value_eur) / nullif(sum(woz_value_eur), 0)",
+                    summed=False,
+                ),
             )
-    if src.addresses is not None and "context.mean_woz_eur" in want:
-        woz = src.addresses.where(F.col("woz_value_eur").isNotNull()).join(
-            F.broadcast(src.areas.select("buurt_code", "wijk_code", "gemeente_code")),
-            "buurt_code",
-        )
-        for level in LEVELS:
-            # the (1, k) dominance rule: the share of the largest contributor in the total
-            parts.append(
-                woz.groupBy(F.col(_level_code(level)).alias("area_code"))
-                .agg(
-                    F.count(F.lit(1)).alias("n_units"),
-                    (F.max("woz_value_eur") / F.nullif(F.sum("woz_value_eur"), F.lit(0))).alias(
-                        "top_n_share"
-                    ),
-                )
-                .crossJoin(F.broadcast(years_df))
-                .select(
-                    F.lit(level).alias("level"),
-                    "area_code",
-                    F.col("year").cast("long").alias("year"),
-                    F.lit("context.mean_woz_eur").alias("indicator"),
-                    F.lit(None).cast("double").alias("value"),
-                    F.col("n_units").cast("long").alias("n_units"),
-                    F.col("top_n_share").cast("double").alias("top_n_share"),
-                )
+        if spec.method == "median_distance_km" and spec.denominator:
+            ph = spec.denominator.split(".", 1)[0]
+            add(
+                "journeys",
+                _Column(
+                    _median_of(spec.denominator),
+                    f"percentile(if(phenomenon = '{ph}', distance_km, NULL), 0.5)",
+                    summed=False,
+                ),
             )
-    if not parts:
-        return None
-    return _union(parts).where(F.col("indicator").isin(sorted(want)))
+    return out
 
 
-def _roll_up(buurt_counts: DataFrame, hierarchy: DataFrame) -> DataFrame:
-    joined = buurt_counts.join(F.broadcast(hierarchy), "buurt_code")
-    parts = []
-    for level in LEVELS:
-        code = _level_code(level)
-        parts.append(
-            joined.groupBy(F.col(code).alias("area_code"), "year", "indicator")
-            .agg(F.sum("value").alias("value"))
-            .select(F.lit(level).alias("level"), "area_code", "year", "indicator", "value")
-        )
-    return _union(parts)
+def _median_of(pairs_key: str) -> str:
+    return f"_median_of__{w(pairs_key)}"
+
+
+def _aggregate(rows: DataFrame, keys: Sequence[str], cols: Sequence[_Column]) -> DataFrame:
+    return rows.groupBy(*keys).agg(*[F.expr(c.expr).cast("double").alias(c.name) for c in cols])
+
+
+def _counts_wide(
+    ctx: PassContext, columns: Mapping[str, list[_Column]]
+) -> tuple[DataFrame, list[_Column]]:
+    """The wide table of counts and helpers: level, area_code, year, one column each.
+
+    Every buurt pass is aggregated per buurt and year (one aggregation per pass); the pass
+    aggregates, each a few columns over at most buurten x years rows, are joined onto the buurt
+    grid (every buurt in every year of the period) as broadcasts, and that one buurt table is
+    summed up the hierarchy in one aggregation (each buurt placed in its wijk and gemeente).
+    The per-level passes (one aggregation each) are joined onto the result as broadcasts. Every
+    area of every level has a row; 0 where there is nothing to count.
+    """
+    made: list[_Column] = []
+    summed: list[str] = []
+    buurt = ctx.hierarchy.crossJoin(F.broadcast(ctx.years_df))
+    levels: list[DataFrame] = []
+    for pass_, cols in columns.items():
+        rows = PASS_FUNCTIONS[pass_](ctx)
+        if rows is None:
+            continue
+        made += cols
+        static = "year" not in rows.columns
+        names = [c.name for c in cols]
+        by_buurt = _grain(pass_) == "buurt"
+        if by_buurt:
+            keys = ["buurt_code"] if static else ["buurt_code", "year"]
+            summed += names
+        else:
+            keys = ["level", "area_code"] if static else KEYS
+        agg = _aggregate(rows, keys, cols)
+        if not static:
+            agg = agg.select(*keys[:-1], F.col("year").cast("long"), *names)
+        if by_buurt:
+            buurt = buurt.join(F.broadcast(agg), keys, "left")
+        else:
+            levels.append(agg)
+    wide = _levels(buurt, "year", *summed).groupBy(*KEYS).agg(*[F.sum(c).alias(c) for c in summed])
+    for agg in levels:
+        keys = KEYS if "year" in agg.columns else ["level", "area_code"]
+        wide = wide.join(F.broadcast(agg), keys, "left")
+    return wide.fillna(0.0, subset=[c.name for c in made if c.summed]), made
+
+
+# --------------------------------------------------------------------------- methods
 
 
 def _gemeente_of(area_code: Column) -> Column:
@@ -685,61 +785,54 @@ def _gemeente_of(area_code: Column) -> Column:
     return F.concat(F.lit("GM"), F.substring(area_code, 3, 4))
 
 
-COMPOSITE_METHODS = ("composite", "composite_class")
-N_CLASSES = 9
+def _ratio(s: IndicatorSpec) -> Column:
+    assert s.numerator is not None and s.denominator is not None
+    num, den = F.col(w(s.numerator)), F.col(w(s.denominator))
+    return F.when(den > 0, num / den * F.lit(UNITS[s.unit].scale))
 
 
-def _with_composites(wide: DataFrame, specs: Sequence[IndicatorSpec], w: Any) -> DataFrame:
-    """Composite indices (0-100) and their classes (1..9), after every other column exists.
-
-    ``composite``: the weighted mean of the components' percentile ranks among the areas of
-    the same level and year (``percent_rank``: 0 for the lowest, 1 for the highest; an area
-    without a value ranks lowest), times 100. Ranks, not raw values, so that no single rate
-    with a long tail dominates and the weights mean what the catalogue says. ``composite_class``:
-    the composite cut into nine equal bands, 1 = lowest ... 9 = highest concentration (labels
-    deliberately neutral). A composite whose components are absent from the table is null.
-    """
-    if not specs:
-        return wide
-    per = Window.partitionBy("level", "year")
-    for s in [x for x in specs if x.method == "composite"]:
-        present = [
-            (c, wt) for c, wt in zip(s.components, s.weights, strict=True) if w(c) in wide.columns
-        ]
-        total = sum(wt for _, wt in present)
-        if not present or total <= 0:
-            wide = wide.withColumn(w(s.key), F.lit(None).cast("double"))
-            continue
-        score: Column = F.lit(0.0)
-        for c, wt in present:
-            rank = F.percent_rank().over(per.orderBy(F.col(w(c)).asc_nulls_first()))
-            score = score + F.lit(wt / total) * rank
-        wide = wide.withColumn(w(s.key), F.round(score * 100.0, 6))
-    for s in [x for x in specs if x.method == "composite_class"]:
-        (c,) = s.components
-        if w(c) not in wide.columns:
-            wide = wide.withColumn(w(s.key), F.lit(None).cast("double"))
-            continue
-        band = F.ceil(F.col(w(c)) * N_CLASSES / 100.0)
-        value = F.least(F.lit(N_CLASSES), F.greatest(F.lit(1), band)).cast("double")
-        wide = wide.withColumn(w(s.key), F.when(F.col(w(c)).isNotNull(), value))
-    return wide
+def _median_distance(s: IndicatorSpec) -> Column:
+    assert s.denominator is not None
+    return F.col(_median_of(s.denominator))
 
 
-def _with_methods(
-    wide: DataFrame, specs: Sequence[IndicatorSpec], w: Any, magnitudes: DataFrame | None
-) -> DataFrame:
-    """Add one column per non-count spec to the wide table (level, area_code, year, counts)."""
-    medians = [w(s.key) for s in specs if s.method == "median_distance_km"]
-    if magnitudes is not None and medians:
-        med = (
-            magnitudes.where(F.col("value").isNotNull())
-            .withColumn("indicator", F.regexp_replace("indicator", r"\.", "__"))
-            .groupBy("level", "area_code", "year")
-            .pivot("indicator", list[Any](medians))
-            .agg(F.first("value"))
-        )
-        wide = wide.join(med, ["level", "area_code", "year"], "left")
+def _mean_woz(s: IndicatorSpec) -> Column:
+    assert s.denominator is not None
+    den = F.col(w(s.denominator))
+    return F.when(den > 0, F.col(w(WOZ_SUM)) / den)
+
+
+def _density(s: IndicatorSpec) -> Column:
+    assert s.numerator is not None
+    land = F.col(w(LAND_KM2))
+    return F.when(land > 0, F.col(w(s.numerator)) / land)
+
+
+def _relative(s: IndicatorSpec) -> Column:
+    assert s.numerator is not None and s.denominator is not None
+    num, den = F.col(w(s.numerator)), F.col(w(s.denominator))
+    p = "_g_" if s.method == "relative_gemeente" else "_t_"
+    ref_num, ref_den = F.col(p + w(s.numerator)), F.col(p + w(s.denominator))
+    ref = F.when(ref_den > 0, ref_num / ref_den)
+    return F.when((den > 0) & (ref > 0), (num / den) / ref)
+
+
+# Methods that are a column of the wide table (eb_smoothed and the composites need the whole
+# level: with_smoothed, _with_composites). Checked against the registry by the tests.
+METHOD_FUNCTIONS: Mapping[str, Callable[[IndicatorSpec], Column] | None] = {
+    "median_distance_km": _median_distance,
+    "mean_woz": _mean_woz,
+    "density_per_km2": _density,
+    "eb_smoothed": None,
+    "relative_gemeente": _relative,
+    "relative_study_area": _relative,
+    "composite": None,
+    "composite_class": None,
+}
+
+
+def _with_methods(wide: DataFrame, specs: Sequence[IndicatorSpec]) -> DataFrame:
+    """Add one column per non-count, non-composite spec to the wide table."""
     relative = [s for s in specs if s.method in ("relative_gemeente", "relative_study_area")]
     if relative:
         parts = sorted({c for s in relative for c in (s.numerator, s.denominator) if c})
@@ -754,50 +847,79 @@ def _with_methods(
             .join(F.broadcast(gem), ["_gm", "year"], "left")
             .join(F.broadcast(total), "year", "left")
         )
-    per_level_year = Window.partitionBy("level", "year")
+    smoothed = {
+        w(s.key): (w(s.numerator), w(s.denominator), UNITS[s.unit].scale)
+        for s in specs
+        if s.method == "eb_smoothed" and s.numerator and s.denominator
+    }
     cols: list[Column] = []
     for s in specs:
-        num = F.col(w(s.numerator)) if s.numerator else None
-        den = F.col(w(s.denominator)) if s.denominator else None
-        scale = F.lit(RATE_SCALE.get(s.unit, 1.0))
-        value: Column
-        if not s.method:
-            assert num is not None and den is not None
-            value = F.when(den > 0, num / den * scale)
-        elif s.method == "median_distance_km":
-            value = F.col(w(s.key)) if magnitudes is not None and medians else F.lit(None)
-        elif s.method == "mean_woz":
-            assert den is not None
-            value = F.when(den > 0, F.col(w(WOZ_SUM)) / den)
-        elif s.method == "density_per_km2":
-            assert num is not None
-            value = F.when(F.col(w(LAND_KM2)) > 0, num / F.col(w(LAND_KM2)))
-        elif s.method == "eb_smoothed":
-            # Marshall (1991), global: the prior is the rate of all areas of the level and year
-            assert num is not None and den is not None
-            n = F.when(den > 0, den)
-            r = num / n
-            m = F.sum(F.when(n.isNotNull(), num)).over(per_level_year) / F.sum(n).over(
-                per_level_year
-            )
-            s2 = F.sum(n * (r - m) ** 2).over(per_level_year) / F.sum(n).over(per_level_year)
-            n_mean = F.avg(n).over(per_level_year)
-            a = F.greatest(s2 - m / n_mean, F.lit(0.0))
-            weight = F.when(a + m / n > 0, a / (a + m / n)).otherwise(F.lit(0.0))
-            value = F.when(n.isNotNull(), (weight * r + (1 - weight) * m) * scale)
-        elif s.method in ("relative_gemeente", "relative_study_area"):
-            assert s.numerator is not None and s.denominator is not None
-            assert num is not None and den is not None
-            p = "_g_" if s.method == "relative_gemeente" else "_t_"
-            ref_num, ref_den = F.col(p + w(s.numerator)), F.col(p + w(s.denominator))
-            ref = F.when(ref_den > 0, ref_num / ref_den)
-            value = F.when((den > 0) & (ref > 0), (num / den) / ref)
-        else:
-            raise ValueError(f"indicator {s.key}: unknown method {s.method!r} (one of {METHODS})")
-        cols.append(value.cast("double").alias(w(s.key)))
+        if s.method == "eb_smoothed":
+            continue
+        fn = METHOD_FUNCTIONS[s.method] if s.method else _ratio
+        assert fn is not None, s.method
+        cols.append(fn(s).cast("double").alias(w(s.key)))
     keep = [c for c in wide.columns if not c.startswith(("_gm", "_g_", "_t_"))]
-    keep = [c for c in keep if c not in {w(s.key) for s in specs}]
-    return wide.select(*keep, *cols)
+    out = wide.select(*keep, *cols)
+    return with_smoothed(out, smoothed) if smoothed else out
+
+
+def _with_composites(wide: DataFrame, specs: Sequence[IndicatorSpec], w: Any) -> DataFrame:
+    """Composite indices (0-100) and their classes (1..9), after every other column exists.
+
+    ``composite``: the weighted mean of the components' percentile ranks among the areas of
+    the same level and year (``percent_rank``: 0 for the lowest, 1 for the highest; an area
+    without a value ranks lowest), times 100. Ranks, not raw values, so that no single rate
+    with a long tail dominates and the weights mean what the catalogue says. ``composite_class``:
+    the composite cut into nine equal bands, 1 = lowest ... 9 = highest concentration (labels
+    deliberately neutral). A composite whose components are absent from the table is null, and
+    so is one at a level with fewer than ``min_areas`` areas in the year (a rank among three
+    gemeenten says nothing: not_applicable, not index 0 / class 1).
+    """
+    if not specs:
+        return wide
+    composites = [x for x in specs if x.method == "composite"]
+    ranked = sorted(
+        {w(c) for s in composites for c in s.components if w(c) in wide.columns} - {"_n_areas"}
+    )
+    if ranked:
+        # the ranks on a narrow frame (keys and the ranked columns): each ordering sorts the
+        # areas of a level and year, and sorting the wide rows would move every column
+        per = Window.partitionBy("level", "year")
+        ranks = wide.select(
+            *KEYS,
+            F.count(F.lit(1)).over(per).alias("_n_areas"),
+            *[
+                F.percent_rank().over(per.orderBy(F.col(c).asc_nulls_first())).alias(f"_rank_{c}")
+                for c in ranked
+            ],
+        )
+        wide = wide.join(F.broadcast(ranks), KEYS)
+    for s in composites:
+        present = [(c, wt) for c, wt in zip(s.components, s.weights, strict=True) if w(c) in ranked]
+        total = sum(wt for _, wt in present)
+        if not present or total <= 0:
+            wide = wide.withColumn(w(s.key), F.lit(None).cast("double"))
+            continue
+        score: Column = F.lit(0.0)
+        for c, wt in present:
+            score = score + F.lit(wt / total) * F.col(f"_rank_{w(c)}")
+        enough = F.col("_n_areas") >= s.min_areas
+        wide = wide.withColumn(w(s.key), F.when(enough, F.round(score * 100.0, 6)))
+    if ranked:
+        wide = wide.drop("_n_areas", *[f"_rank_{c}" for c in ranked])
+    for s in [x for x in specs if x.method == "composite_class"]:
+        (c,) = s.components
+        if w(c) not in wide.columns:
+            wide = wide.withColumn(w(s.key), F.lit(None).cast("double"))
+            continue
+        band = F.ceil(F.col(w(c)) * N_CLASSES / 100.0)
+        value = F.least(F.lit(N_CLASSES), F.greatest(F.lit(1), band)).cast("double")
+        wide = wide.withColumn(w(s.key), F.when(F.col(w(c)).isNotNull(), value))
+    return wide
+
+
+# --------------------------------------------------------------------------- the stage
 
 
 def build_indicators(
@@ -812,91 +934,41 @@ def build_indicators(
 ) -> IndicatorResult:
     """All catalogue indicators at every level and year, plus the buurt feature table.
 
-    ``checkpoint(df, name)`` cuts the query plan after the counts and after the wide table.
-    The stage unions a few dozen aggregations, and Catalyst's planning time grows with the
-    plan; the job passes a checkpoint that writes to its staging folder and reads back
-    (tests may pass ``DataFrame.localCheckpoint``). Without one, the plan is built whole.
+    ``checkpoint(df, name)`` cuts the query plan where a frame feeds several others: the
+    frames several passes share (the suspects' homes, the companies' seats, the located sales),
+    the counts (read by the rates and by the smoothing's and the relative rates' references)
+    and the wide table (read by the cells, the area features and the magnitude contributors).
+    The job passes one that writes to its staging folder and reads back; tests may pass
+    ``DataFrame.localCheckpoint``. Without one, the plan is built whole and Spark recomputes
+    what several branches read.
     """
     cut: Checkpoint = checkpoint or (lambda df, _name: df)
     patterns = patterns or PatternSettings()
-    skipped = skipped_indicators(specs, src.available())
+    skipped = skipped_indicators(specs, src.available(), population=src.population)
     live = [
         s for s in specs if s.key not in skipped and (not s.phenomenon or s.phenomenon in phenomena)
     ]
     counts_specs = [s for s in live if s.unit == "count"]
     derived_specs = [s for s in live if s.unit != "count"]
     count_keys = [s.key for s in counts_specs]
-    helpers = [LAND_KM2] + ([WOZ_SUM] if src.addresses is not None else [])
-    want = set(count_keys) | set(helpers)
-    additive = {s.key for s in counts_specs if s.additive} | set(helpers)
 
     spark = src.areas.sparkSession
     years_df = spark.createDataFrame([(int(y),) for y in years], "year long")
-    hierarchy = src.areas.select("buurt_code", "wijk_code", "gemeente_code")
-    buurt = _buurt_counts(src, want=additive, patterns=patterns, years_df=years_df)
-    buurt = buurt.unionByName(
-        _static_buurt_counts(src, years_df).where(F.col("indicator").isin(sorted(additive)))
-    )
-    if src.youth_tie_counts is not None:
-        buurt = buurt.unionByName(
-            src.youth_tie_counts.select(
-                "buurt_code", F.col("year").cast("long").alias("year"), "indicator", "value"
-            ).where(F.col("indicator").isin(sorted(additive)))
-        )
-    long_counts = _roll_up(cut(buurt, "buurt_counts"), hierarchy)
-    per_level = _per_level_counts(src, want=want - additive, patterns=patterns, years_df=years_df)
-    if src.network_level_counts is not None:
-        ties = src.network_level_counts.select(
-            "level", "area_code", F.col("year").cast("long").alias("year"), "indicator", "value"
-        ).where(F.col("indicator").isin(sorted(want - additive)))
-        per_level = ties if per_level is None else per_level.unionByName(ties)
-    if per_level is not None:
-        long_counts = long_counts.unionByName(cut(per_level, "per_level_counts"))
-    magnitudes = _magnitudes(src, want={s.key for s in derived_specs}, years_df=years_df)
-    if magnitudes is not None:
-        magnitudes = cut(magnitudes, "magnitudes")
-
-    # The full grid: every area at every level, every year of the period.
-    grid = (
-        hierarchy.select(F.lit("buurt").alias("level"), F.col("buurt_code").alias("area_code"))
-        .unionByName(
-            hierarchy.select(F.lit("wijk").alias("level"), F.col("wijk_code").alias("area_code"))
-        )
-        .unionByName(
-            hierarchy.select(
-                F.lit("gemeente").alias("level"), F.col("gemeente_code").alias("area_code")
-            )
-        )
-        .distinct()
-        .crossJoin(years_df)
-    )
-
-    # Wide columns cannot carry dots (Spark reads them as struct fields): "drugs__incidents".
-    def w(key: str) -> str:
-        return key.replace(".", "__")
-
-    pivot_keys = count_keys + helpers
-    wide_counts = (
-        long_counts.withColumn("indicator", F.regexp_replace("indicator", r"\.", "__"))
-        .groupBy("level", "area_code", "year")
-        .pivot("indicator", list[Any](w(k) for k in pivot_keys))
-        .agg(F.first("value"))
-    )
-    wide = grid.join(wide_counts, ["level", "area_code", "year"], "left").fillna(
-        0.0, subset=[w(k) for k in pivot_keys]
-    )
-    # The wide table feeds both the cells and the area features: cut the plan there too.
+    ctx = PassContext(src, years_df, patterns, cut)
+    columns = _wanted_columns(counts_specs, derived_specs, src, patterns)
+    wide, made = _counts_wide(ctx, columns)
+    missing = sorted({c.name for cols in columns.values() for c in cols} - {c.name for c in made})
+    if missing:  # a live indicator whose pass had no rows: the registry and sources disagree
+        raise ValueError(f"no pass made the columns {missing}")
+    wide = cut(wide, "counts")
     composites = [s for s in derived_specs if s.method in COMPOSITE_METHODS]
     plain = [s for s in derived_specs if s.method not in COMPOSITE_METHODS]
-    wide = _with_composites(_with_methods(wide, plain, w, magnitudes), composites, w)
+    wide = _with_composites(_with_methods(wide, plain), composites, w)
     wide = cut(wide, "wide")
     all_keys = count_keys + [s.key for s in derived_specs]
 
     long = wide.unpivot(
-        ["level", "area_code", "year"],
-        [F.col(w(k)) for k in all_keys],
-        "indicator",
-        "value",
+        [F.col(k) for k in KEYS], [F.col(w(k)) for k in all_keys], "indicator", "value"
     ).withColumn("indicator", F.regexp_replace("indicator", "__", "."))
 
     # Status before disclosure: coverage first, then not_applicable for empty denominators.
@@ -945,22 +1017,35 @@ def build_indicators(
             *[F.col(w(k)).alias(feature_name(k)) for k in all_keys],
         )
     )
-    contributors = None
-    if magnitudes is not None:
-        contributors = magnitudes.select(
-            "level",
-            "area_code",
-            F.col("year").cast("int").alias("year"),
-            "indicator",
-            "n_units",
-            "top_n_share",
-        )
     return IndicatorResult(
         cells=cells,
         area_features=features,
         skipped=skipped,
-        magnitude_contributors=contributors,
+        magnitude_contributors=_contributors(wide, derived_specs),
     )
+
+
+def _contributors(wide: DataFrame, derived: Sequence[IndicatorSpec]) -> DataFrame | None:
+    """level, area_code, year, indicator, n_units, top_n_share of every magnitude cell with a
+    unit: the pairs behind a median distance, the addresses behind a mean WOZ value."""
+    parts = []
+    for s in derived:
+        if s.method not in ("median_distance_km", "mean_woz") or not s.denominator:
+            continue
+        share = F.col(WOZ_TOP_SHARE) if s.method == "mean_woz" else F.lit(None)
+        parts.append(
+            wide.where(F.col(w(s.denominator)) > 0).select(
+                "level",
+                "area_code",
+                F.col("year").cast("int").alias("year"),
+                F.lit(s.key).alias("indicator"),
+                F.col(w(s.denominator)).cast("long").alias("n_units"),
+                share.cast("double").alias("top_n_share"),
+            )  # fmt: skip
+        )
+    if not parts:
+        return None
+    return reduce(lambda a, b: a.unionByName(b), parts)
 
 
 def locate_signals(

@@ -18,6 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from zicht.features import registry
+from zicht.features.units import UNIT_NAMES
+
 # Features a model may never use (brief: no ethnicity, nationality, country of birth or religion).
 SENSITIVE_FEATURE_WORDS = (
     "etnic",
@@ -38,11 +41,19 @@ SENSITIVE_FEATURE_WORDS = (
     "western",
 )
 
-UNITS = ("count", "rate", "share", "euro", "km", "index", "class")
+UNITS = UNIT_NAMES  # zicht.features.units: scale, decimals and labels of each
 
 
 class ConfigError(ValueError):
-    """A configuration value or key is not acceptable."""
+    """A configuration value or key is not acceptable.
+
+    ``path``: where in the merged configuration, as keys (``("indicators", "standard",
+    "incidents")``), when known: the loader names the file that holds it.
+    """
+
+    def __init__(self, message: str, path: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,51 @@ class DisclosureSettings:
 
 
 @dataclass(frozen=True)
+class PartnerSettings:
+    """One partner's package (``export.partners.<name>``): the gemeenten it receives."""
+
+    gemeenten: tuple[str, ...] = ()
+    label: str = ""  # the partner's name as the report shows it; default the key
+
+
+CSV_DIALECTS = ("standard", "nl")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    # standard: ',' and a decimal point (RFC 4180); nl: ';' and a decimal comma, as Dutch Excel
+    # reads a double-clicked file. Both are UTF-8 with a byte-order mark.
+    csv_dialect: str = "standard"
+    # export/partners/<name>/: the partner's own tables, workbook, map files and report
+    partners: Mapping[str, PartnerSettings] = field(default_factory=dict)
+
+
+POPULATION_SOURCES = ("register", "extract", "auto")
+
+
+@dataclass(frozen=True)
+class PopulationSettings:
+    """Whether ``persons`` is the register of all residents or an extract (CONTRACT.md,
+    *Population*): with an extract the denominators come from ``areas.inhabitants`` and the
+    register-only indicators are skipped. ``auto``: an extract when the residents in ``persons``
+    are fewer than ``min_coverage`` of ``areas.inhabitants`` over the study area."""
+
+    source: str = "auto"
+    min_coverage: float = 0.5
+
+
+@dataclass(frozen=True)
+class PlausibilitySettings:
+    """Published totals to compare zicht's incident counts with (``zicht.features.plausibility``):
+    a CSV or Parquet location with gemeente_code, year, crime_class, count (e.g. StatLine
+    47018NED); empty: no comparison. Differences above ``max_difference_share`` of the
+    published count are flagged."""
+
+    reference: str = ""
+    max_difference_share: float = 0.1
+
+
+@dataclass(frozen=True)
 class NetworkSettings:
     seed: int = 20261128
     layers: tuple[str, ...] = ("co_offending",)
@@ -124,6 +180,9 @@ class NetworkSettings:
     broker_min_share: float = 0.5
     broker_min_community: int = 3
     exact_betweenness_max_nodes: int = 5000
+    # with --previous: a community keeps the previous run's id when the Jaccard overlap of
+    # their members is at least this (zicht.models.lineage)
+    lineage_threshold: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -136,7 +195,8 @@ class ModelSettings:
     fdr_alpha: float = 0.05
     # p-values of Gi* before the FDR step: normal (from the z-score) or permutation
     hotspot_inference: str = "normal"
-    registered_model_name: str = "zicht-area-typology"
+    # the MLflow registry name of the typology model; None (null in YAML): log, do not register
+    registered_model_name: str | None = "zicht-area-typology"
     features: tuple[str, ...] = ()
 
 
@@ -214,9 +274,10 @@ class IndicatorSpec:
     # False for distinct-person counts whose persons can count in several areas (suspects of
     # incidents in an area): a parent is then not the sum of its children.
     additive: bool = True
-    # How a value that is neither a count nor a plain ratio is computed (zicht.features.indicators
+    # How a value that is neither a count nor a plain ratio is computed (zicht.features.registry
     # METHODS): median_distance_km, mean_woz, density_per_km2, eb_smoothed, relative_gemeente,
-    # relative_study_area. Empty: a count, or numerator / denominator for a rate or share.
+    # relative_study_area, composite, composite_class. Empty: a registered count, or numerator /
+    # denominator for a rate or share.
     method: str = ""
     # A count whose units are a subset of another count's in the same area and year (e.g.
     # inhabitants aged 12+ within inhabitants): the difference is a count too, so disclosure
@@ -226,6 +287,11 @@ class IndicatorSpec:
     # catalogue); method composite_class: the composite it classes (one component).
     components: tuple[str, ...] = ()
     weights: tuple[float, ...] = ()
+    # the Dutch definition, for the partners' workbook and report ({P} filled in like the rest)
+    definition_nl: str = ""
+    # composite methods: a level and year with fewer areas than this gets not_applicable (a
+    # percentile rank among three areas says nothing)
+    min_areas: int = 5
 
 
 @dataclass(frozen=True)
@@ -238,6 +304,9 @@ class Settings:
     output: OutputSettings = field(default_factory=OutputSettings)
     coverage: Mapping[str, CoverageSettings] = field(default_factory=dict)
     disclosure: DisclosureSettings = field(default_factory=DisclosureSettings)
+    population: PopulationSettings = field(default_factory=PopulationSettings)
+    plausibility: PlausibilitySettings = field(default_factory=PlausibilitySettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
@@ -346,19 +415,25 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
-def _build(cls: Any, data: Mapping[str, Any], where: str) -> Any:
+def _build(
+    cls: Any, data: Mapping[str, Any], where: str, path: tuple[str, ...] | None = None
+) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
+        base = path if path is not None else tuple(where.split(".")) if where else ()
         raise ConfigError(
-            f"{where or 'config'}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}"
+            f"{where or 'config'}: unknown key(s) {', '.join(unknown)}"
+            f"{registry.closest(unknown[0], names)}; allowed: {', '.join(sorted(names))}",
+            (*base, unknown[0]),
         )
     kwargs = {k: _coerce(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
 
 
 _PHENOMENON_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_PARTNER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CLASS = re.compile(r"^\d\.\d{1,2}\.\d{1,2}$")
 _CODE = re.compile(r"^[A-Z]\d{2,4}$")
 
@@ -389,53 +464,121 @@ def _indicators(
     allowed = {"standard", "context", "register"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise ConfigError(f"indicators: unknown key(s) {', '.join(unknown)}")
-    specs: list[IndicatorSpec] = []
-    for key, body in (raw.get("context") or {}).items():
-        specs.append(
-            _build(
-                IndicatorSpec, {"key": key, "phenomenon": "", **body}, f"indicators.context.{key}"
-            )
+        raise ConfigError(
+            f"indicators: unknown key(s) {', '.join(unknown)}{registry.closest(unknown[0], allowed)}",
+            ("indicators", unknown[0]),
         )
+    specs: list[IndicatorSpec] = []
+    origin: dict[str, tuple[str, ...]] = {}  # key -> where in the configuration it comes from
+
+    def add(body: Any, fields: dict[str, Any], section: str, key: str) -> None:
+        path = ("indicators", section, str(key))
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"indicators.{section}.{key}: expected a mapping", path)
+        spec = _build(IndicatorSpec, {**body, **fields}, f"indicators.{section}.{key}", path)
+        specs.append(spec)
+        origin[spec.key] = path
+
+    for key, body in (raw.get("context") or {}).items():
+        add(body, {"key": key, "phenomenon": ""}, "context", key)
     for pkey, ph in phenomena.items():
         for key, body in (raw.get("standard") or {}).items():
-            filled = {k: _fill(v, pkey) for k, v in body.items()}
+            filled = {k: _fill(v, pkey) for k, v in (body or {}).items()}
             caveats = filled.pop("caveats", "") or ph.caveats
-            specs.append(
-                _build(
-                    IndicatorSpec,
-                    {"key": f"{pkey}.{key}", "phenomenon": pkey, "caveats": caveats, **filled},
-                    f"indicators.standard.{key}",
-                )
-            )
+            add(filled, {"key": f"{pkey}.{key}", "phenomenon": pkey, "caveats": caveats},
+                "standard", key)  # fmt: skip
     # register patterns belong to the phenomenon the contract names (the key's first part);
     # a phenomenon that is not configured takes its patterns with it
     for key, body in (raw.get("register") or {}).items():
         pkey = str(key).split(".", 1)[0]
         if pkey == "context" or pkey in phenomena:
-            specs.append(
-                _build(
-                    IndicatorSpec,
-                    {"key": key, "phenomenon": "" if pkey == "context" else pkey, **body},
-                    f"indicators.register.{key}",
-                )
-            )
-    keys = {s.key for s in specs}
+            add(body, {"key": key, "phenomenon": "" if pkey == "context" else pkey},
+                "register", key)  # fmt: skip
     for s in specs:
-        if s.unit not in UNITS:
-            raise ConfigError(f"indicator {s.key}: unit {s.unit!r} not one of {UNITS}")
-        if s.method == "composite" and (
-            not s.components or len(s.weights) != len(s.components) or min(s.weights) < 0
-        ):
-            raise ConfigError(
-                f"indicator {s.key}: a composite needs components and as many weights (>= 0)"
-            )
-        if s.method == "composite_class" and len(s.components) != 1:
-            raise ConfigError(f"indicator {s.key}: composite_class classes one composite")
-        missing = [c for c in s.components if c not in keys]
-        if missing:
-            raise ConfigError(f"indicator {s.key}: components {missing} are not in the catalogue")
+        _check_indicator(s, specs, phenomena, origin[s.key])
     return tuple(specs)
+
+
+def _check_indicator(
+    s: IndicatorSpec,
+    specs: list[IndicatorSpec],
+    phenomena: Mapping[str, Phenomenon],
+    path: tuple[str, ...],
+) -> None:
+    """One catalogue entry against the registry (``zicht.features.registry``) and the rest of
+    the catalogue: a count is a registered count, anything else a known method or a ratio; the
+    indicators it names exist; its sources are contract tables or known alternatives."""
+    where = ".".join(path) + (f" ({s.key})" if s.phenomenon and path[1] == "standard" else "")
+    keys = [x.key for x in specs]
+
+    def fail(message: str, *sub: str) -> ConfigError:
+        return ConfigError(f"{where}: {message}", (*path, *sub))
+
+    if s.unit not in UNITS:
+        raise fail(f"unit {s.unit!r} not one of {UNITS}{registry.closest(s.unit, UNITS)}", "unit")
+    for source in s.sources:
+        for option in source.split("|"):
+            if option not in registry.SOURCE_NAMES:
+                raise fail(
+                    f"source {option!r} is not a contract table or a known alternative"
+                    f"{registry.closest(option, registry.SOURCE_NAMES)}",
+                    "sources",
+                )
+    for name in ("numerator", "denominator", "within"):
+        ref = getattr(s, name)
+        if ref is not None and ref not in keys:
+            raise fail(f"{name} {ref!r} is not in the catalogue{registry.closest(ref, keys)}", name)
+    for c in s.components:
+        if c not in keys:
+            raise fail(f"component {c!r} is not in the catalogue{registry.closest(c, keys)}",
+                       "components")  # fmt: skip
+    if s.method:
+        method = registry.METHODS.get(s.method)
+        if method is None:
+            raise fail(
+                f"unknown method {s.method!r}{registry.closest(s.method, registry.METHODS)}; "
+                f"known: {', '.join(registry.METHODS)}",
+                "method",
+            )
+        if s.unit == "count":
+            raise fail("a count is a registered count, not a method", "method")
+        missing = [n for n in method.needs if not getattr(s, n)]
+        if missing:
+            raise fail(f"method {s.method} needs {' and '.join(missing)}", missing[0])
+        if s.method == "composite" and (len(s.weights) != len(s.components) or min(s.weights) < 0):
+            raise fail("a composite needs as many weights (>= 0) as components", "weights")
+        if s.method == "composite_class" and len(s.components) != 1:
+            raise fail("composite_class classes one composite", "components")
+        if s.method in registry.COMPOSITE_METHODS and s.min_areas < 1:
+            raise fail("min_areas must be at least 1", "min_areas")
+        return
+    if s.unit != "count":
+        if not (s.numerator and s.denominator) or s.unit not in ("rate", "share"):
+            raise fail(
+                f"a {s.unit} without a method needs unit rate or share with a numerator and a "
+                f"denominator; methods: {', '.join(registry.METHODS)}",
+            )
+        return
+    count = registry.find_count(s.key, phenomena)
+    if count is None:
+        pattern = path[2] if path[1] != "standard" else "{P}." + path[2]
+        names = [c.pattern for c in registry.COUNTS] + registry.count_names(phenomena)
+        raise fail(
+            f"no registered count makes {s.key!r}{registry.closest(pattern, names)} (a count "
+            "is registered in zicht.features.registry; see DEVELOPERS.md, adding an indicator)"
+        )
+    if s.additive != count.additive:
+        raise fail(
+            f"additive: {str(s.additive).lower()} disagrees with the registry (a {count.rollup} "
+            "count)",
+            "additive",
+        )
+    missing_src = [t for t in count.tables if t not in s.sources]
+    if missing_src:
+        raise fail(
+            f"sources must name {', '.join(missing_src)}: the registered count reads it",
+            "sources",
+        )
 
 
 def _fill(value: Any, pkey: str) -> Any:
@@ -484,6 +627,8 @@ def _check(s: Settings) -> None:
         raise ConfigError("network.resolution must be positive")
     if not 0 < net.broker_min_share <= 1:
         raise ConfigError("network.broker_min_share must be within (0, 1]")
+    if not 0 < net.lineage_threshold <= 1:
+        raise ConfigError("network.lineage_threshold must be within (0, 1]")
     if net.broker_min_ties < 1 or net.broker_min_community < 2:
         raise ConfigError("network.broker_min_ties >= 1 and network.broker_min_community >= 2")
     for name in s.model.features:
@@ -506,5 +651,33 @@ def _check(s: Settings) -> None:
         for g in cov.gemeenten:
             if not re.match(r"^GM\d{4}$", g):
                 raise ConfigError(f"coverage.{table}.gemeenten: {g!r} is not a GM code")
+    if s.export.csv_dialect not in CSV_DIALECTS:
+        raise ConfigError(f"export.csv_dialect must be one of {', '.join(CSV_DIALECTS)}")
+    for name, partner in s.export.partners.items():
+        if not _PARTNER_NAME.match(name):
+            raise ConfigError(
+                f"export.partners.{name}: a name is lower-case letters, digits and '-' (it names "
+                "the folder export/partners/<name>/)"
+            )
+        if not partner.gemeenten:
+            raise ConfigError(f"export.partners.{name}: gemeenten is empty")
+        for g in partner.gemeenten:
+            if not re.match(r"^GM\d{4}$", g):
+                raise ConfigError(f"export.partners.{name}.gemeenten: {g!r} is not a GM code")
+    if s.population.source not in POPULATION_SOURCES:
+        raise ConfigError(
+            f"population.source: {s.population.source!r} is not one of "
+            f"{', '.join(POPULATION_SOURCES)}{registry.closest(s.population.source, POPULATION_SOURCES)}",
+            ("population", "source"),
+        )
+    if not 0 <= s.population.min_coverage <= 1:
+        raise ConfigError(
+            "population.min_coverage must be within 0..1", ("population", "min_coverage")
+        )
+    if s.plausibility.max_difference_share < 0:
+        raise ConfigError(
+            "plausibility.max_difference_share must be 0 or more",
+            ("plausibility", "max_difference_share"),
+        )
     if not s.phenomena:
         raise ConfigError("phenomena: the catalogue is empty")

@@ -232,7 +232,8 @@ _COMMUNITY_COLUMNS = (
     (
         "community_id",
         LONG,
-        "community of the suspect network (Leiden, constant Potts model, seeded); 1 is the largest",
+        "community of the suspect network (Leiden, constant Potts model, seeded); 1 is the "
+        "largest, or with --previous the lasting id (community_lineage.parquet)",
     ),
     ("size", LONG, "number of member suspects"),
     ("n_incidents", LONG, "distinct incidents with a member as suspect"),
@@ -266,8 +267,24 @@ _EXPORT_COLUMNS = (
 )
 
 
+_CODEBOOK_COLUMNS = (
+    ("indicator", STRING, "indicator key"),
+    ("phenomenon", STRING, "phenomenon key; empty for context and network indicators"),
+    ("definition", STRING, "what the indicator counts or measures"),
+    ("unit", STRING, "count, rate, share, euro, km, index or class"),
+    ("numerator", STRING, "indicator key of the numerator (rates and shares)"),
+    ("denominator", STRING, "indicator key of the denominator (rates and shares)"),
+    ("sources", STRING, "tables the indicator needs, ';'-separated"),
+    ("caveats", STRING, "what to keep in mind when reading it"),
+)
+
+
 _MEMBER_MEASURES: tuple[tuple[str, T.DataType, str], ...] = (
-    ("community_id", LONG, "community the suspect belongs to (1 is the largest)"),
+    (
+        "community_id",
+        LONG,
+        "community the suspect belongs to (1 is the largest; with --previous the lasting id)",
+    ),
     (
         "degree",
         LONG,
@@ -586,11 +603,32 @@ def _datasets() -> tuple[Dataset, ...]:
             out,
             restricted,
             "parquet",
-            None,  # the contract names no columns yet
+            _schema(
+                (
+                    "community_id",
+                    LONG,
+                    "community of this run, as in communities.parquet (null: ended)",
+                ),
+                (
+                    "previous_community_id",
+                    LONG,
+                    "community of the --previous run (null: new, without predecessor)",
+                ),
+                (
+                    "jaccard",
+                    DOUBLE,
+                    "members in both over members in either (null: new without predecessor, ended)",
+                ),
+                (
+                    "change",
+                    STRING,
+                    "kept (the previous id, Jaccard >= network.lineage_threshold), split, "
+                    "merged, new or ended (zicht.models.lineage)",
+                ),
+            ),
             "with --previous: each community's predecessor(s) and how it changed (kept, "
             "split, merged, new, ended)",
-            optional=True,
-            planned=True,
+            optional=True,  # with --previous only
         ),
         # ------------------------------------------------------------- export/
         *[
@@ -612,16 +650,7 @@ def _datasets() -> tuple[Dataset, ...]:
             out,
             partner,
             "csv",
-            _schema(
-                ("indicator", STRING, "indicator key"),
-                ("phenomenon", STRING, "phenomenon key; empty for context and network indicators"),
-                ("definition", STRING, "what the indicator counts or measures"),
-                ("unit", STRING, "count, rate, share, euro, km, index or class"),
-                ("numerator", STRING, "indicator key of the numerator (rates and shares)"),
-                ("denominator", STRING, "indicator key of the denominator (rates and shares)"),
-                ("sources", STRING, "tables the indicator needs, ';'-separated"),
-                ("caveats", STRING, "what to keep in mind when reading it"),
-            ),
+            _schema(*_CODEBOOK_COLUMNS),
             "one row per published indicator, generated from the catalogue",
         ),
         Dataset(
@@ -651,30 +680,97 @@ def _datasets() -> tuple[Dataset, ...]:
             partner,
             "html",
             None,
-            "the self-contained report: maps per phenomenon, top areas, trends, suppression legend",
+            "the self-contained report (offline, inline script): map per phenomenon, "
+            "indicator, year and level, trends, definitions",
         ),
         Dataset(
             "geo",
-            "export/geo/<name>.geojson",
+            "export/geo/<level>.geojson",
             out,
             partner,
             "geojson",
             None,
-            "the published values with geometry (where areas carry it)",
+            "the published values with the areas' outlines in WGS84 (RFC 7946), one feature "
+            "per area and year, for QGIS; only where the areas carry geometry",
             optional=True,
-            planned=True,
         ),
         Dataset(
             "partner_package",
-            "export/partners/<name>/",
+            "export/partners/<partner>/",
             out,
             partner,
             "folder",
             None,
-            "the export files cut to one partner's gemeenten (export.partners), with reference "
-            "rows for the region and the whole",
+            "one partner's package (export.partners): the files below, cut to its gemeenten; "
+            "every cell is the national export's cell",
             optional=True,
-            planned=True,
+            readers="one partner",
+        ),
+        Dataset(
+            "partner_indicators",
+            "export/partners/<partner>/indicators_<level>.csv",
+            out,
+            partner,
+            "csv",
+            _schema(*_EXPORT_COLUMNS),
+            "the partner's buurt, wijk and gemeente tables: the national rows of its gemeenten",
+            optional=True,
+            readers="one partner",
+        ),
+        Dataset(
+            "partner_codebook",
+            "export/partners/<partner>/codebook.csv",
+            out,
+            partner,
+            "csv",
+            _schema(*_CODEBOOK_COLUMNS),
+            "the national codebook",
+            optional=True,
+            readers="one partner",
+        ),
+        Dataset(
+            "partner_disclosure_report",
+            "export/partners/<partner>/disclosure_report.json",
+            out,
+            partner,
+            "json",
+            None,
+            "the rules, the package's cells per level, the national audit's verdict and why "
+            "the package needs no audit of its own",
+            optional=True,
+            readers="one partner",
+        ),
+        Dataset(
+            "partner_workbook",
+            "export/partners/<partner>/indicators.xlsx",
+            out,
+            partner,
+            "xlsx",
+            None,
+            "the partner's workbook",
+            optional=True,
+            readers="one partner",
+        ),
+        Dataset(
+            "partner_report",
+            "export/partners/<partner>/report.html",
+            out,
+            partner,
+            "html",
+            None,
+            "the partner's report",
+            optional=True,
+            readers="one partner",
+        ),
+        Dataset(
+            "partner_geo",
+            "export/partners/<partner>/geo/<level>.geojson",
+            out,
+            partner,
+            "geojson",
+            None,
+            "the partner's map files (where the areas carry geometry)",
+            optional=True,
             readers="one partner",
         ),
         # ------------------------------------------------------------- top level
@@ -719,6 +815,20 @@ def _datasets() -> tuple[Dataset, ...]:
             "every input row: typed contract columns, their raw text, reject_rule and is_excluded",
             optional=True,
             table_schema=_validated_schema,
+        ),
+        Dataset(
+            "keys",
+            "keys",
+            "store",
+            "store",
+            "parquet",
+            _schema(
+                ("key", LONG, "xxhash64 of the pseudonym: the store's integer key for it"),
+                ("pseudonym", STRING, "the pseudonym as delivered (the smallest, on a collision)"),
+                ("collision", BOOLEAN, "two different pseudonyms share this key (ingest stops)"),
+            ),
+            "every pseudonym of the input and its surrogate key (zicht.features.keys): the "
+            "collision check, the leak guard's list and the way back to the pseudonym",
         ),
         Dataset(
             "incidents_located",
@@ -791,20 +901,6 @@ def _datasets() -> tuple[Dataset, ...]:
             optional=True,  # needs signals
         ),
         Dataset(
-            "keys",
-            "keys",
-            "store",
-            "store",
-            "parquet",
-            _schema(
-                ("key", LONG, "xxhash64 of the pseudonym: the store's integer key for it"),
-                ("pseudonym", STRING, "the pseudonym as delivered (the smallest, on a collision)"),
-                ("collision", BOOLEAN, "two different pseudonyms share this key (ingest stops)"),
-            ),
-            "every pseudonym of the input and its surrogate key (zicht.features.keys): the "
-            "collision check, the leak guard's list and the way back to the pseudonym",
-        ),
-        Dataset(
             "cooffending_edges",
             "cooffending_edges",
             stage,
@@ -819,6 +915,19 @@ def _datasets() -> tuple[Dataset, ...]:
                 ("layer", STRING, "co_offending"),
             ),
             "undirected co-offending ties: two suspects registered for the same incident",
+            optional=True,  # needs suspects
+        ),
+        Dataset(
+            "network_members_keyed",
+            "network_members_keyed",
+            stage,
+            restricted,
+            "parquet",
+            _schema(
+                ("person_id", LONG, "suspect key (the store's xxhash64 of the pseudonym)"),
+                *_MEMBER_MEASURES,
+            ),
+            "network_members on the store's keys (the stage joins on them), cut once",
             optional=True,  # needs suspects
         ),
         Dataset(
@@ -858,8 +967,8 @@ def _datasets() -> tuple[Dataset, ...]:
             restricted,
             "parquet",
             None,  # plan cuts of one function, read back only by it
-            "plan cuts inside the indicator stage (buurt_counts, per_level_counts, magnitudes, "
-            "wide)",
+            "plan cuts inside the indicator stage (suspect_homes, company_seats, sales_located, "
+            "counts, wide)",
             optional=True,
         ),
         Dataset(
@@ -881,19 +990,6 @@ def _datasets() -> tuple[Dataset, ...]:
             "json",
             None,
             "one entry per release: input hashes, disclosure rules, phenomenon definitions, forced",
-        ),
-        Dataset(
-            "network_members_keyed",
-            "network_members_keyed",
-            stage,
-            restricted,
-            "parquet",
-            _schema(
-                ("person_id", LONG, "suspect key (the store's xxhash64 of the pseudonym)"),
-                *_MEMBER_MEASURES,
-            ),
-            "network_members on the store's keys (the stage joins on them), cut once",
-            optional=True,  # needs suspects
         ),
         Dataset(
             "release_pattern",

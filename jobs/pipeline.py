@@ -23,6 +23,7 @@ The stages and their hand-overs (names as in :mod:`zicht.jobs.catalog`)::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -39,6 +40,7 @@ from pyspark.sql import functions as F
 from zicht.features.settings import IndicatorSpec
 from zicht.jobs import faults, outputs, store
 from zicht.jobs import fs as fsmod
+from zicht.jobs.config import applied_files
 from zicht.jobs.context import RunContext, Stage, StageResult, flat_outputs
 from zicht.jobs.io import InputError
 from zicht.jobs.progress import Progress, capture_log
@@ -91,8 +93,24 @@ def _empty_residence(spark: SparkSession) -> DataFrame:
 
 
 def live_specs(ctx: RunContext) -> list[IndicatorSpec]:
+    """The catalogue's indicators that were computed; the population's denominators say where
+    their inhabitants come from (the codebook shows it)."""
     skipped = ctx.fact("skipped_indicators", {})
-    return [s for s in ctx.settings.indicators if s.key not in skipped]
+    population = ctx.fact("population", {}) or {}
+    base = {"context.inhabitants", "context.inhabitants_12plus"}
+    note = ""
+    if population.get("source") in ("extract", "areas"):
+        note = f"Inhabitants from areas.inhabitants ({population.get('reason', '')})."
+    elif population.get("source") == "register":
+        note = f"Inhabitants from persons, the register ({population.get('reason', '')})."
+    out = []
+    for s in ctx.settings.indicators:
+        if s.key in skipped:
+            continue
+        if note and (s.key in base or s.denominator in base or s.numerator in base):
+            s = dataclasses.replace(s, caveats=" ".join(x for x in (s.caveats, note) if x))
+        out.append(s)
+    return out
 
 
 # --------------------------------------------------------------------------- ingest
@@ -299,6 +317,7 @@ class Network:
     produces = (
         "network_members",
         "communities",
+        "community_lineage",
         "community_summary",
         "community_disruption",
         "cooffending_edges",
@@ -347,6 +366,12 @@ class Network:
                 layer_edges=layer_edges,
                 cooffending_edges=cooffending,
             )
+            # with --previous: the communities take their lasting ids (zicht.jobs.lineage)
+            from zicht.jobs.lineage import link_communities
+
+            members, communities, facts, lineage = link_communities(ctx, members, communities)
+            result.facts.update(facts)
+            result.outputs.update(lineage)
             # members on keys, materialised once: the communities, the curves and the reach
             # counts join on keys; analysts' network_members carry the pseudonym again
             members, _ = ctx.write("network_members_keyed", members)
@@ -459,6 +484,7 @@ class Indicators:
         acc, settings = linked.accepted, ctx.settings
         result = StageResult()
         with ctx.timer.step("indicators"):
+            population = _population(ctx, linked)
             src = Sources(
                 areas=acc["areas"],
                 incidents=linked.incidents,
@@ -471,6 +497,8 @@ class Indicators:
                 property_transactions=acc.get("property_transactions"),
                 household_income=acc.get("household_income"),
                 areas_have_inhabitants=linked.areas_have_inhabitants,
+                areas_have_inhabitants_12plus="inhabitants_12plus" in acc["areas"].columns,
+                population=population.get("source", "register"),
                 network_level_counts=ctx.read_optional("network_counts"),
                 youth_tie_counts=ctx.read_optional("youth_ties"),
             )
@@ -502,8 +530,70 @@ class Indicators:
             _, rec = ctx.write("area_features", built.area_features)
             result.outputs[ctx.relative("area_features")] = rec
         result.facts["skipped_indicators"] = dict(built.skipped)
+        result.facts["population"] = population
+        if settings.plausibility.reference:
+            result.facts["plausibility"] = _plausibility(ctx, linked.incidents)
         result.metrics["indicator_cells"] = float(n_cells)
         return result
+
+
+def _plausibility(ctx: RunContext, incidents: DataFrame) -> dict[str, Any]:
+    """zicht's incident counts beside the published ones (``plausibility.reference``): small by
+    construction (gemeenten x years x classes), collected for the manifest."""
+    from zicht.features.plausibility import REFERENCE_SCHEMA, compare_with_published
+
+    cfg = ctx.settings.plausibility
+    loc = fsmod.normalize(cfg.reference)
+    if not ctx.fs.exists(loc):
+        raise InputError(f"plausibility.reference {loc}: no such file")
+    reader = ctx.spark.read
+    ref = (
+        reader.parquet(loc)
+        if loc.rstrip("/").endswith(".parquet")
+        else reader.csv(loc, header=True, schema=REFERENCE_SCHEMA)
+    )
+    rows = [
+        r.asDict()
+        for r in compare_with_published(
+            incidents, ref, max_share=cfg.max_difference_share
+        ).collect()
+    ]
+    flagged = [r for r in rows if r["is_flagged"]]
+    if flagged:
+        log.warning(
+            "plausibility: %d of %d counts differ from the published ones by more than %.0f %%",
+            len(flagged), len(rows), 100 * cfg.max_difference_share,
+        )  # fmt: skip
+    return {
+        "reference": loc,
+        "max_difference_share": cfg.max_difference_share,
+        "compared": len(rows),
+        "flagged": len(flagged),
+        "rows": rows,
+    }
+
+
+def _population(ctx: RunContext, linked: Linked) -> dict[str, Any]:
+    """Register or extract (CONTRACT.md, *Population*), decided once per run: one small job
+    (two when persons holds no more residents than there are suspects)."""
+    from zicht.features.population import decide_population, population_figures, suspect_residents
+
+    if linked.residence is None:
+        return {"source": "areas", "reason": "persons is absent: areas.inhabitants"}
+    suspects = linked.accepted.get("suspects")
+    row = population_figures(linked.residence, suspects=suspects, areas=linked.accepted["areas"])
+    figures = row.first().asDict()  # type: ignore[union-attr]
+    among: int | None = None
+    if suspects is not None and figures["residents"] <= figures["suspect_persons"]:
+        among = suspect_residents(linked.residence, suspects=suspects).first()[0]  # type: ignore[index]
+    decision = decide_population(
+        ctx.settings.population,
+        residents=figures["residents"],
+        suspect_residents=among,
+        inhabitants=figures["inhabitants"],
+    )
+    log.info("population: %s (%s)", decision.source, decision.reason)
+    return decision.as_fact()
 
 
 # --------------------------------------------------------------------------- area models
@@ -593,6 +683,8 @@ class Export:
         "disclosure_report",
         "workbook",
         "report",
+        "geo",
+        "partner_package",
     )
 
     def __init__(self, *, force_release: bool = False, release_id: str | None = None) -> None:
@@ -606,7 +698,7 @@ class Export:
         cells = ctx.read("indicators")
         areas = ctx.read("areas")
         contributors = ctx.read_optional("magnitude_contributors")
-        outputs_, report = publish(
+        done = publish(
             ctx,
             cells=cells,
             areas=areas,
@@ -617,7 +709,12 @@ class Export:
         )
         from zicht.jobs.export import disclosure_metrics
 
-        return StageResult(outputs=outputs_, metrics=disclosure_metrics(report), value=report)
+        return StageResult(
+            outputs=done.outputs,
+            facts=done.facts,
+            metrics=disclosure_metrics(done.report),
+            value=done.report,
+        )
 
     def after_commit(self, ctx: RunContext, result: StageResult) -> None:
         from zicht.jobs.export import publish_release
@@ -627,6 +724,20 @@ class Export:
     def log(self, ctx: RunContext, result: StageResult, tracker: Tracker) -> None:
         tracker.text(ctx.fs.read_text(ctx.location("codebook")), "codebook.csv")
         tracker.json(result.value, "disclosure_report.json")
+        from zicht.jobs.export.report import screenshot
+
+        # what partners see, when headless Chromium is installed (the bytes are in memory)
+        shot = screenshot(ctx.rendered.get(ctx.location("report"), b""))
+        if shot is not None:
+            import tempfile
+
+            import mlflow
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = f"{tmp}/report.png"
+                with open(path, "wb") as fh:
+                    fh.write(shot)
+                mlflow.log_artifact(path, "report")
 
 
 def all_stages(*, force_release: bool = False) -> list[Stage]:
@@ -682,6 +793,7 @@ def _manifest(
         "contract_version": store.CONTRACT_VERSION,
         "digest_scheme": fsmod.DIGEST_SCHEME,
         "config": ctx.settings.to_jsonable(),
+        "config_files": applied_files(ctx.settings),  # conf/base, local, ZICHT_CONF, --conf
         "period": facts.get("period"),
         "persons_snapshots": facts.get("persons_snapshots"),
         "input_dir": facts.get("input_dir"),

@@ -105,6 +105,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from zicht.features.settings import SENSITIVE_FEATURE_WORDS, IndicatorSpec, ModelSettings
+from zicht.features.smoothing import marshall_prior, marshall_smooth
 from zicht.models.hotspots import (
     QUADRANT_LABELS,
     benjamini_hochberg,
@@ -326,38 +327,20 @@ class AreaFeatureTransformer(TransformerMixin, BaseEstimator):  # type: ignore[m
 def _marshall_prior(
     num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]
 ) -> tuple[float, float]:
-    """Global mean rate b and between-area variance a (method of moments, Marshall 1991).
-
-    The moment estimate ``s2 - b / mean(n)`` is floored at ``b / median(n)``, so that an area of
-    median size keeps at least half of its own rate. Without the floor a rate whose excess
-    variance sits in a handful of areas (the few buurten with doorsluiswoningen or an address of
-    letterbox firms) has an estimate of 0, every area gets the global rate, and the pattern
-    vanishes from the typology and the anomaly score.
-    """
-    ok = np.isfinite(num) & np.isfinite(den) & (den > 0)
-    if not ok.any() or den[ok].sum() <= 0:
-        return 0.0, 0.0
-    n, y = den[ok], num[ok]
-    b = float(y.sum() / n.sum())
-    r = y / n
-    s2 = float((n * (r - b) ** 2).sum() / n.sum())
-    a = max(s2 - b / float(n.mean()), b / float(np.median(n)), 0.0)
-    return b, a
+    """Global mean rate b and floored between-area variance a: the estimator of the published
+    ``*_smoothed`` indicators (:mod:`zicht.features.smoothing`, Marshall 1991; the floor
+    ``b / median(n)`` keeps a rate whose excess variance sits in a handful of areas, such as
+    doorsluiswoningen or an address of letterbox firms, from vanishing from the typology)."""
+    return marshall_prior(num, den)
 
 
 def _marshall_smooth(
     num: npt.NDArray[np.float64], den: npt.NDArray[np.float64], b: float, a: float
 ) -> npt.NDArray[np.float64]:
-    """w r + (1 - w) b with w = a / (a + b / n); no denominator: the prior b."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = num / den
-        w = a / (a + b / den) if a > 0 else np.zeros_like(den)
-    w = np.where(np.isfinite(w), w, 0.0)
-    out = np.where(den > 0, w * r + (1.0 - w) * b, b)
-    out = np.where(np.isfinite(num) & np.isfinite(den), out, np.nan)
-    # a buurt with no denominator but a known (zero) numerator still gets the prior
-    out = np.where(np.isfinite(num) & (np.nan_to_num(den) <= 0), b, out)
-    return np.asarray(out, dtype=float)
+    """The shared estimate ``w r + (1 - w) b``; an area with no denominator but a known (zero)
+    numerator is imputed with the prior b (the published indicator is not_applicable there)."""
+    out = marshall_smooth(num, den, b, a)
+    return np.where(np.isfinite(num) & (np.nan_to_num(den) <= 0), b, out)
 
 
 # --------------------------------------------------------------------------- typology candidates

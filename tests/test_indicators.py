@@ -10,6 +10,7 @@ the full-input cases and one the partial-input cases (Spark start-up and jobs do
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -381,20 +382,16 @@ def test_relative_and_smoothed_rates(full) -> None:
     # drugs: B1 2/7, gemeente G1 3/9, study area 4/10 incidents per inhabitant
     check(cells, "drugs.incidents_per_1000_vs_gemeente", {B1: (2 / 7) / (3 / 9), G1: 1.0})
     check(cells, "drugs.incidents_per_1000_vs_study_area", {B1: (2 / 7) / 0.4, G2: 1 / 0.4})
-    # Marshall's global empirical Bayes over the buurten with inhabitants, by hand in numpy
-    num = np.array([2.0, 1.0, 1.0])  # B1, B2, B4
-    den = np.array([7.0, 2.0, 1.0])
-    r = num / den
-    m = num.sum() / den.sum()
-    s2 = (den * (r - m) ** 2).sum() / den.sum()
-    a = max(s2 - m / den.mean(), 0.0)
-    w = a / (a + m / den)
-    expected = (w * r + (1 - w) * m) * 1000
-    check(
-        cells,
-        "drugs.incidents_per_1000_smoothed",
-        dict(zip([B1, B2, B4], expected.tolist(), strict=True)),
-    )
+    # Marshall's global empirical Bayes over the buurten with inhabitants (B1, B2, B4: 2/7, 1/2,
+    # 1/1), by hand: b = 4/10; s2 = (7 (2/7 - 0.4)^2 + 2 (0.1)^2 + 0.6^2) / 10 = 0.0471;
+    # s2 - b / mean(n) < 0, so the floor b / median(n) = 0.4 / 2 = 0.2 is the prior variance;
+    # w_i = 0.2 / (0.2 + 0.4 / n_i) = 7/9, 1/2, 1/3
+    expected = {
+        B1: (7 / 9 * 2 / 7 + 2 / 9 * 0.4) * 1000,  # 311.1
+        B2: (0.5 * 0.5 + 0.5 * 0.4) * 1000,  # 450
+        B4: (1 / 3 * 1.0 + 2 / 3 * 0.4) * 1000,  # 600
+    }
+    check(cells, "drugs.incidents_per_1000_smoothed", expected)
     assert cell(cells, B3, "drugs.incidents_per_1000_smoothed")[1] == "not_applicable"
 
 
@@ -440,7 +437,7 @@ def test_composite_index_and_classes(spark) -> None:
     specs = [
         IndicatorSpec(
             "x.idx", "x", "index", "d", components=("a", "b", "gone"), weights=(0.6, 0.2, 0.2),
-            method="composite",
+            method="composite", min_areas=2,
         ),
         IndicatorSpec("x.cls", "x", "class", "d", components=("x.idx",), method="composite_class"),
     ]  # fmt: skip
@@ -464,3 +461,17 @@ def test_composite_index_and_classes(spark) -> None:
         got["x__cls"].sort_index(), classes.sort_index(), check_names=False
     )
     assert got.loc["B4", "x__idx"] < got.loc["B3", "x__idx"]  # no value ranks lowest
+
+    # the default min_areas (5): the two wijken get no index and no class (not_applicable),
+    # the five buurten keep theirs
+    default = [dataclasses.replace(specs[0], min_areas=5), specs[1]]
+    got5 = (
+        _with_composites(spark.createDataFrame(pdf), default, lambda k: k.replace(".", "__"))
+        .toPandas()
+        .set_index("area_code")
+    )
+    assert got5.loc[["W1", "W2"], ["x__idx", "x__cls"]].isna().all().all()
+    buurten = ["B1", "B2", "B3", "B4", "B5"]
+    pd.testing.assert_frame_equal(
+        got5.loc[buurten, ["x__idx", "x__cls"]], got.loc[buurten, ["x__idx", "x__cls"]]
+    )
