@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -238,11 +238,86 @@ class Relation:
 
 
 _LEVEL_RANK = {"buurt": 0, "wijk": 1, "gemeente": 2}
+_SENSES = ("eq", "le", "ge")
+_SENSE_CODE = {s: i for i, s in enumerate(_SENSES)}
 
 
 def _known(pdf: pd.DataFrame) -> np.ndarray:
     """Rows that hold a value a relation can use (status ok and a value)."""
     return ((pdf["status"] == "ok") & pdf["value"].notna()).to_numpy()
+
+
+def _among(x: np.ndarray, options: Iterable[str]) -> np.ndarray:
+    """``np.isin`` for a few strings (numpy sorts object arrays for ``isin``; this compares)."""
+    out = np.zeros(len(x), dtype=bool)
+    for o in options:
+        out |= x == o
+    return out
+
+
+def _ranks(x: Any) -> np.ndarray:
+    """Dense rank of each element in sorted order (-1 for a missing one): integer sort keys
+    that order like the values themselves."""
+    return pd.factorize(np.asarray(x, dtype=object), sort=True)[0].astype(np.int64)
+
+
+def _level_ranks(levels: np.ndarray) -> np.ndarray:
+    return pd.Series(levels, dtype=object).map(_LEVEL_RANK).fillna(-1).to_numpy(dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _Relations:
+    """Relations as arrays: relation ``r`` is ``parent[r] (sense[r]) sum(children[ptr[r]:
+    ptr[r + 1]])``, sense an index into ``_SENSES``."""
+
+    parent: np.ndarray
+    ptr: np.ndarray
+    children: np.ndarray
+    sense: np.ndarray
+
+    @staticmethod
+    def of(relations: Sequence[Relation]) -> _Relations:
+        sizes = [len(r.children) for r in relations]
+        return _Relations(
+            np.array([r.parent for r in relations], dtype=np.int64),
+            np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64),
+            np.array([c for r in relations for c in r.children], dtype=np.int64),
+            np.array([_SENSE_CODE[r.sense] for r in relations], dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.parent)
+
+    def take(self, lo: int, hi: int, offset: int = 0) -> _Relations:
+        """Relations ``lo..hi-1`` with positions shifted by ``-offset``."""
+        a, b = int(self.ptr[lo]), int(self.ptr[hi])
+        return _Relations(
+            self.parent[lo:hi] - offset,
+            self.ptr[lo : hi + 1] - a,
+            self.children[a:b] - offset,
+            self.sense[lo:hi],
+        )
+
+    def concat(self, other: _Relations) -> _Relations:
+        return _Relations(
+            np.concatenate([self.parent, other.parent]),
+            np.concatenate([self.ptr, other.ptr[1:] + self.ptr[-1]]),
+            np.concatenate([self.children, other.children]),
+            np.concatenate([self.sense, other.sense]),
+        )
+
+    def as_list(self) -> list[Relation]:
+        parent, ptr = self.parent.tolist(), self.ptr.tolist()
+        kids, sense = self.children.tolist(), self.sense.tolist()
+        return [
+            Relation(parent[r], tuple(kids[ptr[r] : ptr[r + 1]]), _SENSES[sense[r]])
+            for r in range(len(parent))
+        ]
+
+
+_NO_RELATIONS = _Relations(
+    np.empty(0, np.int64), np.zeros(1, np.int64), np.empty(0, np.int64), np.empty(0, np.int64)
+)
 
 
 def build_relations(pdf: pd.DataFrame) -> list[Relation]:
@@ -254,55 +329,531 @@ def build_relations(pdf: pd.DataFrame) -> list[Relation]:
     wijk). Cells without a value (not_covered, not_applicable) take part in no relation. Order:
     bottom up (wijk relations first), then area code, so complements are found locally first.
     """
-    return _relations(
-        np.arange(len(pdf)),
-        known=_known(pdf),
+    n = len(pdf)
+    return _hierarchy(
+        indicator=np.zeros(n, dtype=np.int64),
+        family=np.zeros(n, dtype=np.int64),
         levels=pdf["level"].to_numpy(dtype=object),
         codes=pdf["area_code"].to_numpy(dtype=object),
         parents=pdf["parent_code"].to_numpy(dtype=object),
         values=pdf["value"].to_numpy(dtype=float, na_value=np.nan),
-    )
+        known=_known(pdf),
+    ).as_list()
 
 
-def _relations(
-    rows: np.ndarray,
+def _hierarchy(
     *,
-    known: np.ndarray,
+    indicator: np.ndarray,
+    family: np.ndarray,
     levels: np.ndarray,
     codes: np.ndarray,
     parents: np.ndarray,
     values: np.ndarray,
-) -> list[Relation]:
-    """:func:`build_relations` of the cells at positions ``rows`` of the column arrays (one
-    indicator of a group); the relations hold positions into the arrays."""
-    pos_of = {str(codes[i]): i for i in rows if known[i]}
-    children: dict[tuple[int, str], list[int]] = {}
-    for i in rows:
-        if not known[i]:
-            continue
-        parent = parents[i]
-        if isinstance(parent, str) and parent in pos_of:
-            children.setdefault((pos_of[parent], str(levels[i])), []).append(int(i))
-    gemeenten = [int(i) for i in rows if known[i] and levels[i] == "gemeente"]
-    buurten = [int(i) for i in rows if known[i] and levels[i] == "buurt"]
-    for g in gemeenten:  # the group is one gemeente: every buurt in it is a buurt of g
-        children[(g, "buurt")] = buurten
-
-    keyed: list[tuple[tuple[int, str, int], Relation]] = []
-    for (p, child_level), kids in children.items():
-        if not kids:
-            continue
-        kids_sorted = tuple(sorted(kids, key=lambda i: str(codes[i])))
-        diff = values[p] - float(sum(values[i] for i in kids_sorted))
-        sense = "eq" if abs(diff) <= _EPS else ("le" if diff < 0 else "ge")
-        order = (_LEVEL_RANK[str(levels[p])], str(codes[p]), -_LEVEL_RANK[child_level])
-        keyed.append((order, Relation(p, kids_sorted, sense)))
-    return [r for _, r in sorted(keyed, key=lambda kr: kr[0])]
+    known: np.ndarray,
+) -> _Relations:
+    """:func:`build_relations` for the cells of many indicators at once (``indicator`` and
+    ``family`` are integer sort keys; relations never cross an indicator). Ordered by family,
+    indicator, then as :func:`build_relations`; children by area code."""
+    n = len(values)
+    kn = np.flatnonzero(known)
+    if not len(kn):
+        return _NO_RELATIONS
+    ids, uniq = pd.factorize(np.concatenate([codes, parents]).astype(object), sort=True)
+    cid, pid = ids[:n].astype(np.int64), ids[n:].astype(np.int64)
+    m = len(uniq) + 1
+    lrank = _level_ranks(levels)
+    # known cells by (indicator, area code); the last one wins, as in a dict
+    own = pd.Series(kn, index=indicator[kn] * m + cid[kn])
+    own = own[~own.index.duplicated(keep="last")]
+    kp = kn[pid[kn] >= 0]
+    loc = own.index.get_indexer(indicator[kp] * m + pid[kp])
+    child = kp[loc >= 0]
+    par = own.to_numpy()[loc[loc >= 0]]
+    # the gemeente is related to every buurt of its indicator directly (this replaces a buurt
+    # whose parent code is the gemeente itself)
+    is_gem = known & (lrank == 2)
+    keep = ~(is_gem[par] & (lrank[child] == 0))
+    child, par = child[keep], par[keep]
+    gem = np.flatnonzero(is_gem)
+    buurt = np.flatnonzero(known & (lrank == 0))
+    if len(gem) and len(buurt):
+        buurt = buurt[np.argsort(indicator[buurt], kind="stable")]
+        first = np.searchsorted(indicator[buurt], indicator[gem], "left")
+        count = np.searchsorted(indicator[buurt], indicator[gem], "right") - first
+        within = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        child = np.concatenate([child, buurt[np.repeat(first, count) + within]])
+        par = np.concatenate([par, np.repeat(gem, count)])
+    if not len(child):
+        return _NO_RELATIONS
+    crank = lrank[child]
+    order = np.lexsort((cid[child], -crank, par, cid[par], lrank[par], indicator[par], family[par]))
+    par, crank, child = par[order], crank[order], child[order]
+    new = np.ones(len(par), dtype=bool)
+    new[1:] = (par[1:] != par[:-1]) | (crank[1:] != crank[:-1])
+    starts = np.flatnonzero(new)
+    parent = par[starts]
+    diff = values[parent] - np.add.reduceat(values[child], starts)
+    sense = np.where(np.abs(diff) <= _EPS, 0, np.where(diff < 0, 1, 2)).astype(np.int64)
+    return _Relations(parent, np.append(starts, len(child)).astype(np.int64), child, sense)
 
 
 def _pairs(relations: Iterable[Relation]) -> set[tuple[int, int]]:
     """(child, parent) pairs of the relations: a count of a subset never exceeds its parent."""
     return {(c, r.parent) for r in relations for c in r.children}
+
+
+class _GroupAudit:
+    """The attacker's constraints of one group, built once; :meth:`intervals` per pattern.
+
+    Cells are positions ``0..n-1``; every relation and every ``child <= parent`` pair that
+    holds in the data is a row ``row_lo <= sum(coef * cell) <= row_hi`` over all its cells,
+    published or not (a pattern fixes the published ones at their values). The attacker's LP
+    (Willenborg and de Waal 2001, ch. 5): the hidden cells are variables ``>= 0``, integers
+    relaxed to reals; a hidden cell's feasible interval is its min and max over the rows.
+
+    **Certificate** (:meth:`propagate`). Interval propagation (each row narrows each of its
+    hidden cells to ``row bounds - the range of the row's other cells``, repeated until
+    nothing changes) gives bounds every feasible point respects. They are the exact min and
+    max of the LP for every hidden cell of a connected component of the *reduced* system (the
+    rows minus those implied by other rows, each row restricted to its hidden cells) whose
+    cell-row incidence graph is a tree (the system is Berge-acyclic), once the propagation
+    has reached its fixpoint. Why: a single linear row with every cell once has, over a box,
+    exactly the projection interval arithmetic gives; at the fixpoint every row is therefore
+    hull consistent, which for convex rows and interval domains is generalised arc
+    consistency; on a Berge-acyclic network that implies global consistency (Freuder 1982;
+    Beeri, Fagin, Maier and Yannakakis 1983): every value of every domain extends to a
+    solution of all rows, so both ends of each interval are attained. Implied rows change
+    neither the feasible set nor the fixpoint on such a component (propagating more rows only
+    narrows, and never past the exact projection). Implied here: a pair ``child <= parent``
+    whose relation is ``parent = sum`` or ``parent >= sum`` (all cell values ``>= 0``), and a
+    relation ``g (sense) sum(buurten)`` that is the sum of ``g (sense) sum(wijken)`` and each of
+    those wijken's ``wijk (sense) sum(its buurten)`` (same buurten, senses all ``eq`` or
+    ``eq``/``ge``, or ``eq``/``le``, the row itself the weaker one). Components with a cycle
+    (e.g. two hidden buurten sharing their wijk row and a linked-table row, or a sub-additive
+    wijk and a buurt both hidden, whose pair row shares two cells with the relation) go to
+    the LP, which then has the propagated bounds to reach.
+    """
+
+    def __init__(
+        self, values: np.ndarray, rels: _Relations, links: np.ndarray | None = None
+    ) -> None:
+        self.values = np.asarray(values, dtype=float)
+        n = len(self.values)
+        w = max(n, 1)
+        nrel = len(rels)
+        sizes = np.diff(rels.ptr)
+        kid_parent = np.repeat(rels.parent, sizes)
+        kid_sense = np.repeat(rels.sense, sizes)
+        # pairs child <= parent where the data say so, once each
+        key = np.unique(rels.children * w + kid_parent)
+        pc, pp = key // w, key % w
+        holds = self.values[pc] <= self.values[pp] + _EPS
+        pc, pp, key = pc[holds], pp[holds], key[holds]
+        npair = len(pc)
+        inf = np.inf
+        self.row = np.concatenate(
+            [np.repeat(np.arange(nrel), sizes + 1), np.repeat(nrel + np.arange(npair), 2)]
+        )
+        is_parent = np.zeros(len(rels.children) + nrel, dtype=bool)
+        is_parent[rels.ptr[:-1] + np.arange(nrel)] = True  # each relation's parent first
+        rel_cols = np.empty(len(is_parent), dtype=np.int64)
+        rel_cols[is_parent] = rels.parent
+        rel_cols[~is_parent] = rels.children
+        self.col = np.concatenate([rel_cols, np.column_stack([pc, pp]).ravel()])
+        self.coef = np.concatenate([np.where(is_parent, 1.0, -1.0), np.tile([1.0, -1.0], npair)])
+        self.row_lo = np.concatenate([np.where(rels.sense == 1, -inf, 0.0), np.full(npair, -inf)])
+        self.row_hi = np.concatenate([np.where(rels.sense == 2, inf, 0.0), np.zeros(npair)])
+        self.nrows = nrel + npair
+        self.n = n
+
+        # rows implied by others: left out of the acyclicity check and of the LP
+        implied = np.zeros(self.nrows, dtype=bool)
+        if len(self.col) and (self.values[self.col] >= 0).all():
+            # a pair whose relation is eq or ge: parent - child = the other children (>= 0)
+            eqge = kid_sense != 1
+            by_key = np.unique(rels.children[eqge] * w + kid_parent[eqge])
+            at = np.minimum(np.searchsorted(by_key, key), max(len(by_key) - 1, 0))
+            implied[nrel:] = (by_key[at] == key) if len(by_key) else False
+        # the link rows (the last ones) take no part: a broad cell is their parent too
+        k = 0 if links is None else len(links)
+        implied[: nrel - k] = _implied_relations(rels.take(0, nrel - k))
+        self.implied = implied
+        self.nrel = nrel
+        self.pair_c, self.pair_p = pc, pp
+        self.elim = None if links is None or not len(links) else _Elimination.of(self, rels, links)
+
+    @staticmethod
+    def of(values: np.ndarray, relations: Sequence[Relation]) -> _GroupAudit:
+        return _GroupAudit(values, _Relations.of(relations))
+
+    def propagate(self, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(lo, hi, exact)`` over all cells: propagated bounds (the values for published
+        cells) and where they are the LP's exact interval (the certificate, class docstring).
+        """
+        lo, hi, exact, _ = self._propagate(np.asarray(hidden, dtype=bool))
+        return lo, hi, exact
+
+    def _propagate(
+        self,
+        hidden: np.ndarray,
+        rows: np.ndarray | None = None,
+        implied: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`propagate` and the component of each hidden cell in the reduced system (-1
+        for a cell in none of its rows); ``rows`` and ``implied`` (masks over the rows) replace
+        the group's rows and its implied ones (the linked-table elimination)."""
+        lo = np.where(hidden, 0.0, self.values)
+        hi = np.where(hidden, np.inf, self.values)
+        exact = hidden.copy()  # a hidden cell in no row: anything from 0 up
+        label = np.full(self.n, -1, dtype=np.int64)
+        on_hidden = hidden[self.col]
+        active = np.zeros(self.nrows, dtype=bool)
+        active[self.row[on_hidden]] = True
+        if rows is not None:
+            active &= rows
+        e = active[self.row]
+        if not e.any():
+            return lo, hi, exact, label
+        row, col, pos = self.row[e], self.col[e], self.coef[e] > 0
+        hid = hidden[col]
+        r_lo, r_hi = self.row_lo[row], self.row_hi[row]
+        # the hidden entries grouped by cell, for the per-cell max / min of the row bounds
+        order = np.argsort(col[hid], kind="stable")
+        hcol = col[hid][order]
+        first = np.flatnonzero(np.r_[True, hcol[1:] != hcol[:-1]])
+        cells = hcol[first]
+        nr = self.nrows
+        converged = False
+        for _ in range(2 * (len(cells) + int(active.sum())) + 4):
+            lc, hc = lo[col], hi[col]
+            cmin = np.where(pos, lc, -hc)  # least and greatest value of each term
+            cmax = np.where(pos, hc, -lc)
+            inf_min, inf_max = np.isinf(cmin), np.isinf(cmax)
+            fmin, fmax = np.where(inf_min, 0.0, cmin), np.where(inf_max, 0.0, cmax)
+            smin, nmin = np.bincount(row, fmin, nr), np.bincount(row, inf_min, nr)
+            smax, nmax = np.bincount(row, fmax, nr), np.bincount(row, inf_max, nr)
+            # the range of the row's other terms
+            omin = np.where(nmin[row] - inf_min > 0, -np.inf, smin[row] - fmin)
+            omax = np.where(nmax[row] - inf_max > 0, np.inf, smax[row] - fmax)
+            t_lo, t_hi = r_lo - omax, r_hi - omin  # the bounds of this term
+            new_lo = np.where(pos, t_lo, -t_hi)[hid][order]
+            new_hi = np.where(pos, t_hi, -t_lo)[hid][order]
+            nl = np.maximum(lo[cells], np.maximum.reduceat(new_lo, first))
+            nh = np.minimum(hi[cells], np.minimum.reduceat(new_hi, first))
+            changed = bool((nl > lo[cells]).any() or (nh < hi[cells]).any())
+            lo[cells], hi[cells] = nl, nh
+            if not changed:
+                converged = True
+                break
+        label, cyclic = self._components(
+            hidden, active, self.implied if implied is None else implied
+        )
+        exact[cells] = converged & ~cyclic[cells]
+        return lo, hi, exact, label
+
+    def _components(
+        self, hidden: np.ndarray, active: np.ndarray, implied: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(label, cyclic)`` per cell: the connected component of each hidden cell in the
+        reduced system (-1 for none) and whether that component's incidence graph (cells and
+        rows as nodes, a cell's place in a row as an edge) has a cycle."""
+        label = np.full(self.n, -1, dtype=np.int64)
+        cyclic = np.zeros(self.n, dtype=bool)
+        kept = active & ~implied
+        e = kept[self.row] & hidden[self.col]
+        if not e.any():
+            return label, cyclic
+        u, v = self.col[e], self.n + self.row[e]  # cells, then rows, as nodes
+        lab = np.arange(self.n + self.nrows)
+        while True:  # label propagation with pointer jumping: a few rounds on shallow trees
+            m = np.minimum(lab[u], lab[v])
+            new = lab.copy()
+            np.minimum.at(new, u, m)
+            np.minimum.at(new, v, m)
+            new = new[new]
+            if np.array_equal(new, lab):
+                break
+            lab = new
+        used = np.zeros(len(lab), dtype=bool)
+        used[u] = True
+        used[v] = True
+        nodes = np.bincount(lab[used], minlength=len(lab))
+        edges = np.bincount(lab[u], minlength=len(lab))
+        cells = np.flatnonzero(used[: self.n])
+        label[cells] = lab[cells]
+        cyclic[cells] = edges[lab[cells]] > nodes[lab[cells]] - 1
+        return label, cyclic
+
+    def intervals(
+        self, hidden: np.ndarray, targets: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(lower, upper, lps)``: the feasible interval of each target (NaN elsewhere) and
+        the number of LPs solved for it. Certified cells need none. The others go to one LP
+        model of the components they are in (the reduced rows; its objective changes between
+        solves); a feasible point that reaches a propagated bound proves that bound is the
+        optimum (the true values are one such point and every LP solution another), so many
+        optima come for free."""
+        hidden = np.asarray(hidden, dtype=bool)
+        want = hidden if targets is None else hidden & np.asarray(targets, dtype=bool)
+        lower = np.full(self.n, np.nan)
+        upper = np.full(self.n, np.nan)
+        if not want.any():
+            return lower, upper, 0
+        if self.elim is not None:
+            lo, hi, exact = self.elim.propagate(hidden)
+            done = want & exact
+            lower[done], upper[done] = lo[done], hi[done]
+            if not (want & ~exact).any():
+                return lower, upper, 0
+        lo, hi, exact, label = self._propagate(hidden)
+        certified = ~np.isnan(lower)
+        done = want & exact & ~certified
+        lower[done], upper[done] = lo[done], hi[done]
+        need = np.flatnonzero(want & ~exact & ~certified)
+        if not len(need):
+            return lower, upper, 0
+        lo_val = np.full(self.n, np.nan)
+        hi_val = np.full(self.n, np.nan)
+        finite = np.isfinite(hi)
+
+        def learn(x: np.ndarray) -> None:
+            xn = x[need]
+            hit_lo = np.isnan(lo_val[need]) & (xn <= lo[need] + _TOL)
+            lo_val[need[hit_lo]] = lo[need[hit_lo]]
+            hit_hi = np.isnan(hi_val[need]) & finite[need] & (xn >= hi[need] - _TOL)
+            hi_val[need[hit_hi]] = hi[need[hit_hi]]
+
+        learn(self.values)
+        lp = self._model(hidden, np.isin(label, label[need]) & hidden)
+        solves = 0
+        # One solve for all open lower bounds and one for the open finite upper ones first:
+        # a vertex of the sum often reaches many bounds at once.
+        for sign, store, cells in ((1.0, lo_val, need), (-1.0, hi_val, need[finite[need]])):
+            open_cells = cells[np.isnan(store[cells])]
+            while len(open_cells) > 1:
+                solves += 1
+                status, _, x = lp.minimize_sum(open_cells, sign)
+                if status != "optimal":
+                    break
+                learn(x)
+                still = open_cells[np.isnan(store[open_cells])]
+                if len(still) == len(open_cells):
+                    break
+                open_cells = still
+        for cell in need.tolist():
+            for sign, store in ((1.0, lo_val), (-1.0, hi_val)):
+                if not np.isnan(store[cell]):
+                    continue
+                solves += 1
+                status, fun, x = lp.minimize(cell, sign)
+                if status == "unbounded" and sign < 0:
+                    store[cell] = np.inf
+                elif status == "optimal":
+                    store[cell] = sign * fun
+                    learn(x)
+                else:
+                    # The true values satisfy every row, so this is numerical trouble: fail
+                    # closed (an empty interval is unprotected and draws more complements).
+                    lo_val[cell] = hi_val[cell] = self.values[cell]
+                    break
+        lower[need], upper[need] = lo_val[need], hi_val[need]
+        return lower, upper, solves
+
+    def _model(self, hidden: np.ndarray, cells: np.ndarray) -> _AttackerLp:
+        """The LP of the hidden ``cells`` (whole components): the kept rows they are in, the
+        published cells of those rows moved to the row bounds."""
+        rows = np.zeros(self.nrows, dtype=bool)
+        rows[self.row[cells[self.col]]] = True
+        rows &= ~self.implied
+        e = rows[self.row]
+        row, col, coef = self.row[e], self.col[e], self.coef[e]
+        var = hidden[col]
+        const = np.bincount(row[~var], coef[~var] * self.values[col[~var]], self.nrows)
+        used = np.flatnonzero(rows)
+        index = np.full(self.nrows, -1, dtype=np.int64)
+        index[used] = np.arange(len(used))
+        return _AttackerLp(
+            self.n,
+            index[row[var]],
+            col[var],
+            coef[var],
+            self.row_lo[used] - const[used],
+            self.row_hi[used] - const[used],
+        )
+
+
+# sense of (B row) - (A row) for row senses eq 0, le 1, ge 2; None: any sign
+_SENSE_DIFF: Mapping[tuple[int, int], int | None] = {
+    (0, 0): 0,
+    (2, 0): 2,
+    (0, 1): 2,
+    (2, 1): 2,
+    (1, 0): 1,
+    (0, 2): 1,
+    (1, 2): 1,
+    (1, 1): None,
+    (2, 2): None,
+}
+
+
+class _Elimination:
+    """The linked-table differences substituted away: the certificate's form for families.
+
+    A difference ``d = broad - narrow`` of one area is defined by its link row ``b = a + d``
+    (:func:`group_relations`). Substituting it everywhere leaves a system over the narrow and
+    broad cells alone: the link rows vanish, ``d >= 0`` becomes the row ``a <= b``, and each of
+    the differences' own hierarchy rows ``d_p (s_D) sum(d_c)`` becomes ``(b_p - sum b_c) -
+    (a_p - sum a_c)``, which the broad and narrow rows over the same areas imply when their
+    senses do (``s_B - s_A`` within ``s_D``); the differences' pair rows follow from an ``eq``
+    or ``ge`` difference row and ``d >= 0``. Where all that holds (:meth:`of`, else None),
+    the substituted system has exactly the projection of the attacker's feasible set onto the
+    narrow and broad cells, so the certificate of :class:`_GroupAudit` applies to it, and a
+    difference whose narrow or broad cell is published is that cell's exact interval shifted
+    (``b - a`` with one side fixed). A difference with both hidden goes to the LP.
+    """
+
+    def __init__(
+        self,
+        group: _GroupAudit,
+        rows: np.ndarray,
+        implied: np.ndarray,
+        diff: np.ndarray,
+        narrow: np.ndarray,
+        broad: np.ndarray,
+    ) -> None:
+        self.group, self.rows, self.implied = group, rows, implied
+        self.diff, self.narrow, self.broad = diff, narrow, broad
+        self.is_diff = np.zeros(group.n, dtype=bool)
+        self.is_diff[diff] = True
+
+    @staticmethod
+    def of(group: _GroupAudit, rels: _Relations, links: np.ndarray) -> _Elimination | None:
+        """``links``: ``(broad, narrow, difference)`` cells, one row per link relation, which
+        are the last relations of ``rels`` in that order."""
+        n, nrel, k = group.n, group.nrel, len(links)
+        b, a, d = (np.asarray(links[:, i], dtype=np.int64) for i in range(3))
+        first = nrel - k
+        sizes = np.diff(rels.ptr)
+        if first < 0 or not np.array_equal(rels.parent[first:], b) or (sizes[first:] != 2).any():
+            return None
+        kids = rels.children[rels.ptr[first] :].reshape(-1, 2)
+        if not (np.array_equal(kids[:, 0], a) and np.array_equal(kids[:, 1], d)):
+            return None
+        is_d = np.zeros(n, dtype=bool)
+        is_d[d] = True
+        if int(is_d.sum()) != k or is_d[a].any() or is_d[b].any():
+            return None
+        of_d = np.full(n, -1, dtype=np.int64)
+        of_d[d] = np.arange(k)
+        # every other relation holds no difference (a narrow or broad one) or only differences
+        n_d = (
+            is_d[rels.parent][:first]
+            + np.add.reduceat(is_d[rels.children].astype(np.int64), rels.ptr[:-1])[:first]
+        )
+        is_d_rel = n_d == sizes[:first] + 1
+        if ((n_d > 0) & ~is_d_rel).any():
+            return None
+        parent, ptr, children, sense = (
+            rels.parent.tolist(),
+            rels.ptr.tolist(),
+            rels.children.tolist(),
+            rels.sense.tolist(),
+        )
+        plain: dict[tuple[int, frozenset[int]], int] = {}
+        for r in np.flatnonzero(~is_d_rel).tolist():
+            plain[(parent[r], frozenset(children[ptr[r] : ptr[r + 1]]))] = r
+        bl, al = b.tolist(), a.tolist()
+        for r in np.flatnonzero(is_d_rel).tolist():
+            p = of_d[parent[r]]
+            cs = [int(of_d[c]) for c in children[ptr[r] : ptr[r + 1]]]
+            rb = plain.get((bl[p], frozenset(bl[c] for c in cs)))
+            ra = plain.get((al[p], frozenset(al[c] for c in cs)))
+            if rb is None or ra is None:
+                return None
+            implied_sense = _SENSE_DIFF[(sense[rb], sense[ra])]
+            if implied_sense is None or implied_sense not in (0, sense[r]):
+                return None
+        rows = np.ones(group.nrows, dtype=bool)
+        rows[:nrel][first:] = False
+        rows[:first][is_d_rel] = False
+        pc, pp = group.pair_c, group.pair_p
+        with_d = is_d[pc] | is_d[pp]
+        # a pair of two differences must follow from its eq / ge difference row
+        both_d = is_d[pc] & is_d[pp]
+        if (both_d & ~group.implied[nrel:]).any():
+            return None
+        rows[nrel:][with_d] = False
+        # a <= b is d >= 0: kept, and no longer implied (its link row is gone)
+        implied = group.implied.copy()
+        key = pc * max(n, 1) + pp
+        at = np.searchsorted(key, a * max(n, 1) + b)  # pair keys are sorted
+        if (at >= len(key)).any() or not np.array_equal(
+            key[np.minimum(at, len(key) - 1)], a * max(n, 1) + b
+        ):
+            return None
+        implied[nrel + at] = False
+        return _Elimination(group, rows, implied, d, a, b)
+
+    def propagate(self, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(lo, hi, exact)`` as :meth:`_GroupAudit.propagate`, from the substituted system."""
+        values = self.group.values
+        if not hidden[self.diff].all():  # a published difference would be one more row
+            lo = np.where(hidden, 0.0, values)
+            return lo, np.where(hidden, np.inf, values), np.zeros(len(hidden), dtype=bool)
+        lo, hi, exact, _ = self.group._propagate(hidden & ~self.is_diff, self.rows, self.implied)
+        a, b = self.narrow, self.broad
+        ha, hb = hidden[a], hidden[b]
+        lo[self.diff] = np.where(hb, lo[b], values[b]) - np.where(ha, hi[a], values[a])
+        hi[self.diff] = np.where(hb, hi[b], values[b]) - np.where(ha, lo[a], values[a])
+        exact[self.diff] = ~(ha & hb) & (~ha | exact[a]) & (~hb | exact[b])
+        return lo, hi, exact
+
+
+def _implied_relations(rels: _Relations) -> np.ndarray:
+    """Relations ``g (sense) sum(B)`` that equal ``g (sense) sum(W)`` plus, for each ``w`` in
+    ``W``, ``w (sense) sum(its buurten)`` with those buurten together exactly ``B``, and whose
+    sense follows from theirs (all ``eq``; or ``eq``/``ge`` with this one ``ge``; or
+    ``eq``/``le`` with this one ``le``). Each implying relation is itself kept."""
+    nrel = len(rels)
+    out = np.zeros(nrel, dtype=bool)
+    if nrel < 3:
+        return out
+    parent = rels.parent.tolist()
+    by_parent: dict[int, list[int]] = {}
+    for r, p in enumerate(parent):
+        by_parent.setdefault(p, []).append(r)
+    sense = rels.sense.tolist()
+    ptr = rels.ptr.tolist()
+    kids = rels.children.tolist()
+    for rs in by_parent.values():
+        if len(rs) < 2:
+            continue
+        for r0 in rs:
+            target = sorted(kids[ptr[r0] : ptr[r0 + 1]])
+            for rw in rs:
+                if rw == r0 or out[rw]:
+                    continue
+                parts = [rw]
+                union: list[int] = []
+                for w in kids[ptr[rw] : ptr[rw + 1]]:
+                    own = by_parent.get(w, [])
+                    if len(own) != 1 or out[own[0]] or own[0] == r0:
+                        break
+                    parts.append(own[0])
+                    union += kids[ptr[own[0]] : ptr[own[0] + 1]]
+                else:
+                    if sorted(union) != target:
+                        continue
+                    senses = {sense[x] for x in parts}
+                    s0 = sense[r0]
+                    if (
+                        senses == {0}
+                        or (senses <= {0, 2} and s0 == 2)
+                        or (senses <= {0, 1} and s0 == 1)
+                    ):
+                        out[r0] = True
+                        break
+    return out
 
 
 def feasible_intervals(
@@ -317,119 +868,63 @@ def feasible_intervals(
     relation with at least one hidden cell (published cells move to the right-hand side), and
     ``child <= parent`` where that holds in the data. Returns ``(lower, upper)`` over all rows,
     NaN for published rows, ``inf`` where nothing bounds a cell from above. ``targets`` (a
-    subset of ``hidden``) limits the solves to the cells whose interval is wanted; the other
+    subset of ``hidden``) limits the result to the cells whose interval is wanted; the other
     hidden cells are still variables (e.g. the never-published differences of linked tables).
+    Cells the certificate of :class:`_GroupAudit` covers need no LP.
     """
-    n = len(values)
-    lower = np.full(n, np.nan)
-    upper = np.full(n, np.nan)
-    var_rows = [i for i in range(n) if hidden[i]]
-    if not var_rows:
-        return lower, upper
-    col = {row: j for j, row in enumerate(var_rows)}
-
-    # The constraints as sparse rows ``row_lower <= sum(coef * x) <= row_upper``.
-    coefs: list[dict[int, float]] = []
-    row_lower: list[float] = []
-    row_upper: list[float] = []
-
-    def add(terms: Iterable[tuple[int, float]], lo: float, hi: float) -> None:
-        """``lo <= sum(coef * cell) <= hi``, published cells moved to the bounds."""
-        a: dict[int, float] = {}
-        const = 0.0
-        for row, coef in terms:
-            j = col.get(row)
-            if j is None:
-                const += coef * float(values[row])
-            else:
-                a[j] = a.get(j, 0.0) + coef
-        a = {j: v for j, v in a.items() if v != 0.0}
-        if a:  # without a variable the relation says nothing about the hidden cells
-            coefs.append(a)
-            row_lower.append(lo - const)
-            row_upper.append(hi - const)
-
-    inf = float("inf")
-    for rel in relations:
-        terms = [(rel.parent, 1.0)] + [(c, -1.0) for c in rel.children]  # parent - sum
-        if rel.sense == "eq":
-            add(terms, 0.0, 0.0)
-        elif rel.sense == "le":
-            add(terms, -inf, 0.0)
-        else:
-            add(terms, 0.0, inf)
-    for child, parent in sorted(_pairs(relations)):
-        if values[child] <= values[parent] + _EPS:
-            add([(child, 1.0), (parent, -1.0)], -inf, 0.0)
-
-    constrained = np.zeros(len(var_rows), dtype=bool)
-    for a in coefs:
-        constrained[list(a)] = True
-
-    # Fewer LPs (they dominate the run time): 0 is a valid lower bound, and ``cap`` (a
-    # published parent minus its published children) a valid upper bound; a feasible point
-    # that reaches such a bound proves it is the optimum. The true values are one feasible
-    # point and every LP solution is another, so many optima come for free (typically the
-    # min of one cell and the max of its complement come from the same vertex).
-    nv = len(var_rows)
-    cap = np.full(nv, np.inf)
-    for rel in relations:
-        if rel.sense == "le" or rel.parent in col:
-            continue
-        open_sum = float(sum(values[c] for c in rel.children if c not in col))
-        for c in rel.children:
-            if c in col:
-                cap[col[c]] = min(cap[col[c]], float(values[rel.parent]) - open_sum)
-    lo_val = np.full(nv, np.nan)
-    hi_val = np.full(nv, np.nan)
-
-    def learn(x: np.ndarray) -> None:
-        hit_lo = np.isnan(lo_val) & (x <= _TOL)
-        lo_val[hit_lo] = 0.0
-        hit_hi = np.isnan(hi_val) & np.isfinite(cap) & (x >= cap - _TOL)
-        hi_val[hit_hi] = cap[hit_hi]
-
-    learn(np.array([float(values[row]) for row in var_rows]))
-    lp = _AttackerLp(nv, coefs, row_lower, row_upper)
-    for row, j in col.items():
-        if targets is not None and not targets[row]:
-            continue
-        if not constrained[j]:  # in no relation: anything from 0 up is consistent
-            lo_val[j], hi_val[j] = 0.0, np.inf
-        for sign, store in ((1.0, lo_val), (-1.0, hi_val)):
-            if not np.isnan(store[j]):
-                continue
-            status, fun, x = lp.minimize(j, sign)
-            if status == "unbounded" and sign < 0:
-                store[j] = np.inf
-            elif status == "optimal":
-                store[j] = sign * fun
-                learn(x)
-            else:
-                # The true values satisfy every constraint, so this is numerical trouble:
-                # fail closed (an empty interval is unprotected and draws more complements).
-                lo_val[j] = hi_val[j] = float(values[row])
-        lower[row], upper[row] = lo_val[j], hi_val[j]
+    lower, upper, _ = _GroupAudit.of(values, relations).intervals(hidden, targets)
     return lower, upper
 
 
-class _AttackerLp:
-    """The attacker's LP of one group, built once and re-solved per objective.
+def interval_certificate(
+    values: np.ndarray,
+    hidden: np.ndarray,
+    relations: Sequence[Relation],
+    *,
+    linked: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lower, upper, exact)``: bounds of every hidden cell without an LP (valid for every
+    feasible point of the attacker's LP), and where they are provably its exact interval
+    (:class:`_GroupAudit`; with ``linked``, the last ``linked`` relations are the linked-table
+    rows ``broad = narrow + difference`` of :func:`group_relations` and the certificate
+    substitutes the differences away first, :class:`_Elimination`). NaN for published cells.
+    """
+    hidden = np.asarray(hidden, dtype=bool)
+    links = None
+    if linked:
+        links = np.array(
+            [(r.parent, r.children[0], r.children[1]) for r in relations[-linked:]],
+            dtype=np.int64,
+        )
+    group = _GroupAudit(values, _Relations.of(relations), links)
+    lo, hi, exact = group.propagate(hidden)
+    if group.elim is not None:
+        e_lo, e_hi, e_exact = group.elim.propagate(hidden)
+        lo = np.where(e_exact, e_lo, np.maximum(lo, e_lo))
+        hi = np.where(e_exact, e_hi, np.minimum(hi, e_hi))
+        exact = exact | e_exact
+    return np.where(hidden, lo, np.nan), np.where(hidden, hi, np.nan), exact & hidden
 
-    ``x >= 0`` and ``row_lower[r] <= sum(coefs[r][j] * x[j]) <= row_upper[r]``. Each solve
-    minimises ``sign * x[j]``. HiGHS keeps the optimal basis between solves, so after the first
-    one a change of objective costs a few simplex pivots instead of a new model: at national
-    scale the audit solves hundreds of thousands of such LPs, and scipy's ``linprog`` spends
-    three quarters of each call on input checks and model set-up. It is the same HiGHS solver
-    that ``linprog`` (method "highs") calls.
+
+class _AttackerLp:
+    """The attacker's LP of one audit, built once and re-solved per objective.
+
+    Variables: the given hidden cells, ``x >= 0``; rows ``row_lo[r] <= sum(coef * x) <=
+    row_hi[r]`` (the published cells already moved into the bounds). Each solve minimises
+    ``sign * x[cell]``. HiGHS keeps the optimal basis between solves, so after the first one a
+    change of objective costs a few simplex pivots instead of a new model: scipy's ``linprog``
+    spends three quarters of each call on input checks and model set-up. It is the same HiGHS
+    solver that ``linprog`` (method "highs") calls.
     """
 
     def __init__(
         self,
-        nv: int,
-        coefs: Sequence[Mapping[int, float]],
-        row_lower: Sequence[float],
-        row_upper: Sequence[float],
+        n: int,
+        row: np.ndarray,
+        cell: np.ndarray,
+        coef: np.ndarray,
+        row_lo: np.ndarray,
+        row_hi: np.ndarray,
     ) -> None:
         # highspy's ``Highs`` wrapper adds Python logging callbacks whose set-up prints a
         # banner on standard output (inside a Spark worker, into the job's console); its base
@@ -440,37 +935,50 @@ class _AttackerLp:
         self._h.setOptionValue("output_flag", False)
         self._h.setOptionValue("threads", 1)  # one LP per Spark task: no nested threads
         self._h.setOptionValue("presolve", "off")  # tiny LPs; keeps the basis between solves
-        inf = _core.kHighsInf
-        entries = sorted((j, r, v) for r, a in enumerate(coefs) for j, v in a.items())
-        cols = np.array([j for j, _, _ in entries], dtype=np.int64)
+        # A new objective leaves the last basis primal feasible: primal simplex goes on from
+        # there (the dual simplex took twice as long per solve here).
+        self._h.setOptionValue("simplex_strategy", 4)
+        self.cells = np.unique(cell)
+        self.column = np.full(n, -1, dtype=np.int64)
+        self.column[self.cells] = np.arange(len(self.cells))
+        nc = len(self.cells)
+        j = self.column[cell]
+        order = np.lexsort((row, j))
         lp = _core.HighsLp()
-        lp.num_col_ = nv
-        lp.num_row_ = len(coefs)
-        lp.col_cost_ = np.zeros(nv)
-        lp.col_lower_ = np.zeros(nv)
-        lp.col_upper_ = np.full(nv, inf)
-        lp.row_lower_ = np.asarray(row_lower, dtype=float)  # float inf is HiGHS' infinity
-        lp.row_upper_ = np.asarray(row_upper, dtype=float)
+        lp.num_col_ = nc
+        lp.num_row_ = len(row_lo)
+        lp.col_cost_ = np.zeros(nc)
+        lp.col_lower_ = np.zeros(nc)
+        lp.col_upper_ = np.full(nc, _core.kHighsInf)
+        lp.row_lower_ = np.asarray(row_lo, dtype=float)  # float inf is HiGHS' infinity
+        lp.row_upper_ = np.asarray(row_hi, dtype=float)
         lp.a_matrix_.format_ = _core.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = np.searchsorted(cols, np.arange(nv + 1)).astype(np.int32)
-        lp.a_matrix_.index_ = np.array([r for _, r, _ in entries], dtype=np.int32)
-        lp.a_matrix_.value_ = np.array([v for _, _, v in entries], dtype=float)
+        lp.a_matrix_.start_ = np.searchsorted(j[order], np.arange(nc + 1)).astype(np.int32)
+        lp.a_matrix_.index_ = np.asarray(row, dtype=np.int32)[order]
+        lp.a_matrix_.value_ = np.asarray(coef, dtype=float)[order]
         self._h.passModel(lp)
         self._status = _core.HighsModelStatus
-        self._costed: int | None = None
+        self._costed: np.ndarray | None = None
+        self._n = n
 
-    def minimize(self, j: int, sign: float) -> tuple[str, float, np.ndarray]:
-        """``(status, optimum, solution)`` of min ``sign * x[j]``; status optimal, unbounded
-        or failed."""
-        if self._costed is not None and self._costed != j:
-            self._h.changeColCost(self._costed, 0.0)
-        self._h.changeColCost(j, sign)
+    def minimize(self, cell: int, sign: float) -> tuple[str, float, np.ndarray]:
+        """``(status, optimum, solution)`` of min ``sign * x[cell]``, the solution over all
+        cells of the group (NaN outside the LP); status optimal, unbounded or failed."""
+        return self.minimize_sum(np.array([cell]), sign)
+
+    def minimize_sum(self, cells: np.ndarray, sign: float) -> tuple[str, float, np.ndarray]:
+        """:meth:`minimize` of ``sign * sum(x[cells])``."""
+        j = self.column[cells].astype(np.int32)
+        if self._costed is not None:
+            self._h.changeColsCost(len(self._costed), self._costed, np.zeros(len(self._costed)))
+        self._h.changeColsCost(len(j), j, np.full(len(j), sign))
         self._costed = j
         self._h.run()
         status = self._h.getModelStatus()
         if status == self._status.kOptimal:
-            x = np.asarray(self._h.getSolution().col_value, dtype=float)
-            return "optimal", float(self._h.getInfo().objective_function_value), x
+            x = np.full(self._n, np.nan)
+            x[self.cells] = np.asarray(self._h.getSolution().col_value, dtype=float)
+            return "optimal", float(self._h.getObjectiveValue()), x
         if status in (self._status.kUnbounded, self._status.kUnboundedOrInfeasible):
             return "unbounded", float("nan"), np.empty(0)
         return "failed", float("nan"), np.empty(0)
@@ -498,37 +1006,40 @@ def audit_group(
     rels = build_relations(out) if relations is None else list(relations)
     values = out["value"].to_numpy(dtype=float, na_value=np.nan)
     reason = out["reason"].to_numpy(dtype=object)
-    lower, upper, protected = _audit(values, reason, _known(out), rels, settings)
+    lower, upper, targets, wide, _ = _audit(
+        _GroupAudit.of(values, rels), values, reason, _known(out), settings
+    )
     out["feasible_lower"] = lower
     out["feasible_upper"] = upper
-    out["protected"] = pd.array(protected, dtype="boolean")
+    out["protected"] = pd.array(_protected(targets, wide), dtype="boolean")
     return out
 
 
 def _audit(
+    group: _GroupAudit,
     values: np.ndarray,
     reason: np.ndarray,
     known: np.ndarray,
-    relations: Sequence[Relation],
     settings: DisclosureSettings,
-) -> tuple[np.ndarray, np.ndarray, list[bool | None]]:
-    """:func:`audit_group` on column arrays: ``(feasible_lower, feasible_upper, protected)``,
-    NaN and None outside the cells that must be protected."""
-    hidden = np.isin(reason, HIDDEN_REASONS) & known
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """:func:`audit_group` on column arrays: ``(feasible_lower, feasible_upper, targets,
+    wide, lps)``, NaN outside the cells that must be protected (the targets)."""
+    suppressed = (reason == "primary") | (reason == "secondary")
+    is_diff = reason == LINKED
+    hidden = (suppressed | is_diff) & known
     small = (values > 0) & (values < settings.min_count)
-    targets = known & (np.isin(reason, ("primary", "secondary")) | ((reason == LINKED) & small))
-    lower, upper = feasible_intervals(values, hidden, relations, targets)
-    wide = (upper - lower) >= settings.protection_width - _EPS
-    protected: list[bool | None] = [
-        bool(w) if t else None for w, t in zip(wide, targets, strict=True)
-    ]
-    return np.where(targets, lower, np.nan), np.where(targets, upper, np.nan), protected
+    targets = known & (suppressed | (is_diff & small))
+    lower, upper, lps = group.intervals(hidden, targets)
+    wide = targets & ((upper - lower) >= settings.protection_width - _EPS)
+    return lower, upper, targets, wide, lps
 
 
-def _cheapest(candidates: Iterable[int], values: np.ndarray, codes: np.ndarray) -> int | None:
-    """Smallest value, then area code (deterministic); None when there is no candidate."""
-    best = sorted(candidates, key=lambda i: (float(values[i]), str(codes[i])))
-    return best[0] if best else None
+def _protected(targets: np.ndarray, wide: np.ndarray) -> np.ndarray:
+    """True / False for the targets, None elsewhere (what Arrow and pandas' boolean take)."""
+    out = np.full(len(targets), None, dtype=object)
+    idx = np.flatnonzero(targets)
+    out[idx] = wide[idx].tolist()
+    return out
 
 
 def difference_key(narrow: str, broad: str) -> str:
@@ -538,44 +1049,51 @@ def difference_key(narrow: str, broad: str) -> str:
 
 def _with_differences(
     df: pd.DataFrame, links: Sequence[tuple[str, str]]
-) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-    """``df`` plus one difference row per linked pair and area (both cells known), reason
-    linked_difference: the count an attacker gets by subtracting the narrower table; and the
-    links kept. A pair whose difference is negative somewhere is no subset relation in this
-    group (a count that is not monotone in the incident set) and is dropped: ``broad -
-    narrow`` is then no count, and a free difference tells the attacker nothing."""
-    known = _known(df)
-    indicator = df["indicator"].to_numpy(dtype=object)
-    levels = df["level"].to_numpy(dtype=object)
-    codes = df["area_code"].to_numpy(dtype=object)
+) -> tuple[pd.DataFrame, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]]:
+    """``df`` plus one difference row per linked pair and area (both cells known), and per
+    link kept ``(key, broad rows, narrow rows, difference rows)``: the count an attacker gets by
+    subtracting the narrower table. A pair whose difference is negative somewhere is no
+    subset relation here (a count that is not monotone in the incident set) and is dropped:
+    ``broad - narrow`` is then no count, and a free difference tells the attacker nothing.
+    The difference rows copy the broad rows' other columns and have ``is_difference``."""
+    df = df.assign(is_difference=False)
+    if not links:
+        return df, []
+    kn = np.flatnonzero(_known(df))
+    ind_id, ind_names = pd.factorize(df["indicator"].to_numpy(dtype=object)[kn])
+    id_of = {name: i for i, name in enumerate(ind_names)}
+    level_id = _ranks(df["level"].to_numpy(dtype=object)[kn])
+    code_id = _ranks(df["area_code"].to_numpy(dtype=object)[kn])
+    place = level_id * (int(code_id.max(initial=0)) + 2) + code_id  # (level, area code)
     values = df["value"].to_numpy(dtype=float, na_value=np.nan)
-    row_of = {
-        (indicator[i], levels[i], codes[i]): i for i in np.flatnonzero(known)
-    }  # one cell per indicator, level and area
-    extra: list[pd.DataFrame] = []
-    kept: list[tuple[str, str]] = []
+    kept: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    n_rows = len(df)
     for narrow, broad in links:
-        pairs = [
-            (i, row_of[(narrow, lv, code)])
-            for (ind, lv, code), i in row_of.items()
-            if ind == broad and (narrow, lv, code) in row_of
-        ]
-        if not pairs:
+        if narrow not in id_of or broad not in id_of:
             continue
-        b_rows = np.array([i for i, _ in pairs])
-        a_rows = np.array([j for _, j in pairs])
-        diff = values[b_rows] - values[a_rows]
-        if (diff < -_EPS).any():
+        b_sel, a_sel = ind_id == id_of[broad], ind_id == id_of[narrow]
+        a_idx = pd.Series(kn[a_sel], index=place[a_sel])
+        a_idx = a_idx[~a_idx.index.duplicated(keep="last")]
+        loc = a_idx.index.get_indexer(place[b_sel])
+        b_rows = kn[b_sel][loc >= 0]
+        if not len(b_rows):
             continue
-        kept.append((narrow, broad))
-        d = df.iloc[b_rows].copy()
-        d["value"] = diff
-        d["indicator"] = difference_key(narrow, broad)
-        d["reason"] = LINKED
-        extra.append(d)
-    if not extra:
+        a_rows = a_idx.to_numpy()[loc[loc >= 0]]
+        if (values[b_rows] - values[a_rows] < -_EPS).any():
+            continue
+        d_rows = n_rows + np.arange(len(b_rows))
+        n_rows += len(b_rows)
+        kept.append((difference_key(narrow, broad), b_rows, a_rows, d_rows))
+    if not kept:
         return df, kept
-    return pd.concat([df, *extra], ignore_index=True), kept
+    b_all = np.concatenate([k[1] for k in kept])
+    d = df.take(b_all)
+    d["value"] = values[b_all] - values[np.concatenate([k[2] for k in kept])]
+    d["indicator"] = np.repeat(
+        np.array([k[0] for k in kept], dtype=object), [len(k[1]) for k in kept]
+    )
+    d["is_difference"] = True
+    return pd.concat([df, d], ignore_index=True), kept
 
 
 def group_relations(df: pd.DataFrame, links: Sequence[tuple[str, str]]) -> list[Relation]:
@@ -583,18 +1101,18 @@ def group_relations(df: pd.DataFrame, links: Sequence[tuple[str, str]]) -> list[
     ``broad = narrow + difference`` relation per linked pair and area; positions refer to
     ``df``'s rows."""
     indicator = df["indicator"].astype(str).to_numpy(dtype=object)
-    levels = df["level"].to_numpy(dtype=object)
-    codes = df["area_code"].to_numpy(dtype=object)
-    columns = {
-        "known": _known(df),
-        "levels": levels,
-        "codes": codes,
-        "parents": df["parent_code"].to_numpy(dtype=object),
-        "values": df["value"].to_numpy(dtype=float, na_value=np.nan),
-    }
-    relations: list[Relation] = []
-    for ind in sorted(set(indicator)):
-        relations += _relations(np.flatnonzero(indicator == ind), **columns)
+    n = len(df)
+    rels = _hierarchy(
+        indicator=_ranks(indicator),
+        family=np.zeros(n, dtype=np.int64),
+        levels=df["level"].to_numpy(dtype=object),
+        codes=df["area_code"].to_numpy(dtype=object),
+        parents=df["parent_code"].to_numpy(dtype=object),
+        values=df["value"].to_numpy(dtype=float, na_value=np.nan),
+        known=_known(df),
+    ).as_list()
+    levels = df["level"].astype(str).to_numpy(dtype=object)
+    codes = df["area_code"].astype(str).to_numpy(dtype=object)
     row_of = {
         (str(ind), str(lv), str(code)): i
         for i, (ind, lv, code) in enumerate(zip(indicator, levels, codes, strict=True))
@@ -605,8 +1123,8 @@ def group_relations(df: pd.DataFrame, links: Sequence[tuple[str, str]]) -> list[
             if ind != diff:
                 continue
             b, a = row_of[(broad, lv, code)], row_of[(narrow, lv, code)]
-            relations.append(Relation(b, (a, d), "eq"))
-    return relations
+            rels.append(Relation(b, (a, d), "eq"))
+    return rels
 
 
 def suppress_group(
@@ -636,149 +1154,275 @@ def suppress_group(
     Complements: for a relation with exactly one hidden cell (that needs protection), the
     hidden child is covered by the cheapest published nonzero sibling, else by its parent,
     else by a zero sibling (a cell hidden among zeros stays recoverable in practice, so zeros
-    come last); a hidden parent by its cheapest nonzero child, else a zero child. Then the LP
+    come last); a hidden parent by its cheapest nonzero child, else a zero child. Then the
     audit runs; each unprotected cell draws the cheapest published nonzero cell of its
     relations (else of the group), and both steps repeat until the audit passes. Each round
     hides at least one more cell, so this ends; with every cell hidden nothing is fixed and
     every interval is open above. ``secondary=False`` (tests only: it shows the audit catches a
     pattern with primary suppression alone) skips the complements and only audits.
-
-    The group is worked on as column arrays and turned into a frame once at the end: at
-    national scale there are tens of thousands of groups, and per-group pandas calls cost more
-    than the LPs.
     """
     df = pdf.copy()
-    if "indicator" not in df.columns:
+    has_indicator = "indicator" in df.columns
+    if not has_indicator:
         df["indicator"] = ""
     df["reason"] = None
-    if links:
-        df, links = _with_differences(df, links)
-    rank = -df["level"].map(_LEVEL_RANK).fillna(-1).to_numpy(dtype=float)
+    out, res = _count_pattern(
+        df, np.zeros(len(df), dtype=np.int64), links=links, settings=settings, secondary=secondary
+    )
+    out = out.drop(columns="is_difference")
+    out["reason"] = res.reason
+    out["status"] = res.status
+    out["feasible_lower"] = res.lower
+    out["feasible_upper"] = res.upper
+    out["protected"] = pd.array(res.protected, dtype="boolean")
+    if not has_indicator:
+        out = out.drop(columns="indicator")
+    return out
+
+
+@dataclass
+class _Pattern:
+    """The arrays :func:`_count_pattern` returns, one entry per row of its frame."""
+
+    reason: np.ndarray
+    status: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    protected: np.ndarray
+    groups: int = 0
+    audits: int = 0
+    lps: int = 0
+
+
+def _count_pattern(
+    df: pd.DataFrame,
+    family: np.ndarray,
+    *,
+    links: Sequence[tuple[str, str]],
+    settings: DisclosureSettings,
+    secondary: bool,
+) -> tuple[pd.DataFrame, _Pattern]:
+    """:func:`suppress_group` of every family in ``df`` (count cells with ``indicator``;
+    ``family``: an integer key per row, a group per value) in one pass of column arrays.
+
+    Returns the rows with the difference rows added (``is_difference``), sorted by (family,
+    indicator, level from the top, area code), and their pattern. Groups without a cell to
+    protect get no relations and no audit: at national scale most of the tens of thousands of
+    groups are such, and the per-group pandas calls used to cost more than the LPs.
+    """
+    df = df.reset_index(drop=True)
+    df["_family"] = family
+    df, kept = _with_differences(df, links)
+    indicator = df["indicator"].astype(str).to_numpy(dtype=object)
+    level_rank = _level_ranks(df["level"].to_numpy(dtype=object))
     order = np.lexsort(
         (
-            df["area_code"].astype(str).to_numpy(),
-            rank,
-            df["indicator"].astype(str).to_numpy(),
+            _ranks(df["area_code"].astype(str).to_numpy(dtype=object)),
+            -np.where(level_rank < 0, -1, level_rank),
+            _ranks(indicator),
+            df["_family"].to_numpy(dtype=np.int64),
         )
-    )  # (indicator, level from the top, area code), stable
+    )  # (family, indicator, level from the top, area code), stable
     df = df.take(order).reset_index(drop=True)
+    where = np.empty(len(order), dtype=np.int64)
+    where[order] = np.arange(len(order))
+    fam = df.pop("_family").to_numpy(dtype=np.int64)
     n = len(df)
+    indicator = indicator[order]
     values = df["value"].to_numpy(dtype=float, na_value=np.nan)
-    codes = (df["indicator"].astype(str) + "|" + df["area_code"].astype(str)).to_numpy()
     known = _known(df)
     status_in = df["status"].to_numpy(dtype=object)
-    is_diff = (df["reason"] == LINKED).to_numpy()
+    is_diff = df["is_difference"].to_numpy(dtype=bool)
 
     reason = np.full(n, "published", dtype=object)
     reason[status_in == "not_applicable"] = "not_applicable"
     reason[(status_in == "ok") & ~known] = "not_applicable"
     reason[status_in == "not_covered"] = "not_covered"
-    primary = known & (values > 0) & (values < settings.min_count) & ~is_diff
+    small = known & (values > 0) & (values < settings.min_count)
+    primary = small & ~is_diff
     reason[primary] = "primary"
     reason[is_diff] = LINKED
-    diff_small = is_diff & known & (values > 0) & (values < settings.min_count)
+    diff_small = is_diff & small
 
     lower = np.full(n, np.nan)
     upper = np.full(n, np.nan)
-    protected: list[bool | None] = [None] * n
-    if primary.any() or diff_small.any():  # else nothing is hidden that needs protection
-        lower, upper, protected = _suppress(
-            df, links, values, codes, known, reason, diff_small, settings, secondary
-        )
+    targets = np.zeros(n, dtype=bool)
+    wide = np.zeros(n, dtype=bool)
+    res = _Pattern(reason, status_in, lower, upper, np.empty(0))
 
-    out = df
-    out["reason"] = reason
+    starts = np.flatnonzero(np.r_[True, fam[1:] != fam[:-1]]) if n else np.empty(0, np.int64)
+    ends = np.append(starts[1:], n).astype(np.int64)
+    res.groups = len(starts)
+    needs = np.add.reduceat((primary | diff_small).astype(np.int64), starts) > 0 if n else []
+    if np.any(needs):
+        rels = _hierarchy(
+            indicator=_ranks(indicator),
+            family=fam,
+            levels=df["level"].to_numpy(dtype=object),
+            codes=df["area_code"].to_numpy(dtype=object),
+            parents=df["parent_code"].to_numpy(dtype=object),
+            values=values,
+            known=known,
+        )
+        rel_fam = fam[rels.parent]
+        links_of: dict[int, list[np.ndarray]] = {}
+        for _, b_rows, a_rows, d_rows in kept:
+            # per area, sorted by (level, area code) of the difference row as group_relations
+            b, a, d = where[b_rows], where[a_rows], where[d_rows]
+            lv = df["level"].to_numpy(dtype=object)[d].astype(str)
+            code = df["area_code"].to_numpy(dtype=object)[d].astype(str)
+            o = np.lexsort((_ranks(code), _ranks(lv)))
+            links_of.setdefault(int(fam[b[0]]), []).append(np.column_stack([b, a, d])[o])
+        tie = (indicator + "|" + df["area_code"].astype(str).to_numpy(dtype=object)).astype(object)
+        for s, e in zip(starts[needs].tolist(), ends[needs].tolist(), strict=True):
+            f = int(fam[s])
+            r0, r1 = np.searchsorted(rel_fam, [f, f + 1])  # relations sorted by family
+            group_rels = rels.take(int(r0), int(r1), offset=s)
+            fam_links = [t - s for t in links_of.get(f, [])]
+            for t in fam_links:
+                group_rels = group_rels.concat(
+                    _Relations(
+                        t[:, 0],
+                        np.arange(0, 2 * len(t) + 1, 2, dtype=np.int64),
+                        t[:, 1:].ravel(),
+                        np.zeros(len(t), dtype=np.int64),
+                    )
+                )
+            lo, hi, tg, wd, audits, lps = _suppress(
+                values[s:e],
+                tie[s:e],
+                known[s:e],
+                reason[s:e],  # a view: the rounds write the pattern in place
+                diff_small[s:e],
+                group_rels,
+                settings,
+                secondary,
+                np.concatenate(fam_links) if fam_links else None,
+            )
+            lower[s:e], upper[s:e], targets[s:e], wide[s:e] = lo, hi, tg, wd
+            res.audits += audits
+            res.lps += lps
+
     status = status_in.copy()
-    status[np.isin(reason, ("primary", "secondary"))] = "suppressed"
+    status[_among(reason, ("primary", "secondary"))] = "suppressed"
     status[reason == "not_applicable"] = "not_applicable"
     status[reason == LINKED] = "suppressed"  # never published; the partner table drops them
-    out["status"] = status
-    out["feasible_lower"] = lower
-    out["feasible_upper"] = upper
-    out["protected"] = pd.array(protected, dtype="boolean")
-    if "indicator" not in pdf.columns:
-        out = out.drop(columns="indicator")
-    return out
+    res.status = status
+    res.protected = _protected(targets, wide)
+    return df, res
 
 
 def _suppress(
-    df: pd.DataFrame,
-    links: Sequence[tuple[str, str]],
     values: np.ndarray,
     codes: np.ndarray,
     known: np.ndarray,
     reason: np.ndarray,
     diff_small: np.ndarray,
+    rels: _Relations,
     settings: DisclosureSettings,
     secondary: bool,
-) -> tuple[np.ndarray, np.ndarray, list[bool | None]]:
-    """The complement and audit rounds of :func:`suppress_group`; updates ``reason`` in place
-    and returns the last audit's ``(feasible_lower, feasible_upper, protected)``."""
+    links: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """The complement and audit rounds of one group; updates ``reason`` in place and returns
+    the last audit's ``(feasible_lower, feasible_upper, targets, wide)`` with the number of
+    audits and of LPs solved. One :class:`_GroupAudit` serves every round (``links``: its
+    ``(broad, narrow, difference)`` cells, one per link relation at the end of ``rels``)."""
     n = len(values)
-    relations = group_relations(df, links)
-    member_of: dict[int, list[Relation]] = {}
-    for rel in relations:
-        for i in (rel.parent, *rel.children):
-            member_of.setdefault(i, []).append(rel)
+    nrel = len(rels)
+    group = _GroupAudit(values, rels, links)
+    # the members of each relation (parent first) and the relations of each cell, as flat
+    # lists with offsets: the rounds below look cells up one at a time
+    sizes = np.diff(rels.ptr) + 1
+    mptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    flat = np.empty(int(mptr[-1]), dtype=np.int64)
+    heads = np.zeros(len(flat), dtype=bool)
+    heads[mptr[:-1]] = True
+    flat[heads] = rels.parent
+    flat[~heads] = rels.children
+    hidden0 = _among(reason, HIDDEN_REASONS)
+    by_cell = np.argsort(flat, kind="stable")
+    cptr = np.searchsorted(flat[by_cell], np.arange(n + 1)).tolist()
+    rel_of = np.repeat(np.arange(nrel), sizes)[by_cell].tolist()
+    hidden_count = (
+        np.add.reduceat(hidden0[flat].astype(np.int64), mptr[:-1]).tolist() if nrel else []
+    )
+    member = flat.tolist()
+    mp = mptr.tolist()
+    value = values.tolist()
+    code = [str(c) for c in codes]
+    is_known = known.tolist()
+    is_hidden = hidden0.tolist()
+    small_diff = diff_small.tolist()
+    eq = np.flatnonzero(rels.sense == 0).tolist()
 
-    def hidden(i: int) -> bool:
-        return reason[i] in HIDDEN_REASONS
+    def cheapest(candidates: Iterable[int]) -> int | None:
+        """Smallest value, then code (deterministic); None when there is no candidate."""
+        return min(candidates, key=lambda i: (value[i], code[i]), default=None)
+
+    def hide(i: int) -> None:
+        reason[i] = "secondary"
+        is_hidden[i] = True
+        for r in rel_of[cptr[i] : cptr[i + 1]]:
+            hidden_count[r] += 1
 
     def needs_protection(i: int) -> bool:
-        return reason[i] in ("primary", "secondary") or bool(diff_small[i])
+        return reason[i] in ("primary", "secondary") or small_diff[i]
 
     def open_(i: int) -> bool:
-        return bool(known[i]) and not hidden(i)
+        return is_known[i] and not is_hidden[i]
 
-    def complement_for_singleton(rel: Relation, h: int) -> int | None:
-        if h == rel.parent:
-            kids = [c for c in rel.children if open_(c)]
-            nonzero_kid = _cheapest([c for c in kids if values[c] > 0], values, codes)
-            return nonzero_kid if nonzero_kid is not None else _cheapest(kids, values, codes)
-        sibs = [c for c in rel.children if open_(c)]
-        nonzero = _cheapest([c for c in sibs if values[c] > 0], values, codes)
+    def complement_for_singleton(r: int, h: int) -> int | None:
+        parent, children = member[mp[r]], member[mp[r] + 1 : mp[r + 1]]
+        if h == parent:
+            kids = [c for c in children if open_(c)]
+            nonzero_kid = cheapest(c for c in kids if value[c] > 0)
+            return nonzero_kid if nonzero_kid is not None else cheapest(kids)
+        sibs = [c for c in children if open_(c)]
+        nonzero = cheapest(c for c in sibs if value[c] > 0)
         if nonzero is not None:
             return nonzero
-        if open_(rel.parent):
-            return rel.parent
-        return _cheapest(sibs, values, codes)
+        if open_(parent):
+            return parent
+        return cheapest(sibs)
 
     def close_singletons() -> None:
         changed = True
         while changed:
             changed = False
-            for rel in relations:
-                if rel.sense != "eq":
-                    continue  # an inequality pins nothing by itself; the audit checks it
-                members = (rel.parent, *rel.children)
-                hid = [i for i in members if hidden(i)]
-                if len(hid) != 1 or not needs_protection(hid[0]):
+            for r in eq:  # an inequality pins nothing by itself; the audit checks it
+                if hidden_count[r] != 1:
                     continue
-                pick = complement_for_singleton(rel, hid[0])
+                h = next(i for i in member[mp[r] : mp[r + 1]] if is_hidden[i])
+                if not needs_protection(h):
+                    continue
+                pick = complement_for_singleton(r, h)
                 if pick is not None:
-                    reason[pick] = "secondary"
+                    hide(pick)
                     changed = True
 
+    audits = lps = 0
     for _ in range(n + 1):
         if secondary:
             close_singletons()
-        lower, upper, protected = _audit(values, reason, known, relations, settings)
-        unprotected = [i for i in range(n) if protected[i] is False]
+        lower, upper, targets, wide, solved = _audit(group, values, reason, known, settings)
+        audits += 1
+        lps += solved
+        unprotected = np.flatnonzero(targets & ~wide).tolist()
         if not unprotected or not secondary:
             break
         added = False
-        for u in sorted(unprotected, key=lambda i: codes[i]):
-            near = {i for rel in member_of.get(u, []) for i in (rel.parent, *rel.children)}
+        for u in sorted(unprotected, key=lambda i: code[i]):
+            near = {i for r in rel_of[cptr[u] : cptr[u + 1]] for i in member[mp[r] : mp[r + 1]]}
             candidates = [i for i in near if open_(i)] or [i for i in range(n) if open_(i)]
-            pick = _cheapest([i for i in candidates if values[i] > 0], values, codes)
+            pick = cheapest(i for i in candidates if value[i] > 0)
             if pick is None:
-                pick = _cheapest(candidates, values, codes)
+                pick = cheapest(candidates)
             if pick is not None:
-                reason[pick] = "secondary"
+                hide(pick)
                 added = True
         if not added:
             break  # nothing left to hide: the audit verdict reports the failure
-    return lower, upper, protected
+    return lower, upper, targets, wide, audits, lps
 
 
 # --------------------------------------------------------------------------- Spark
@@ -811,15 +1455,6 @@ def composite_inputs(by_key: Mapping[str, IndicatorSpec]) -> dict[str, list[str]
     return {k: sorted(counts(k, frozenset())) for k, s in by_key.items() if s.components}
 
 
-def _inputs_map(pairs: Mapping[str, Sequence[str]]) -> Column:
-    if not pairs:
-        return F.create_map().cast("map<string,array<string>>")
-    args: list[Column] = []
-    for k, v in sorted(pairs.items()):
-        args += [F.lit(k), F.array(*[F.lit(x) for x in v]).cast("array<string>")]
-    return F.create_map(*args)
-
-
 def _area_map(hierarchy: DataFrame) -> DataFrame:
     """``level, area_code, parent_code, gemeente_code`` for every area of the hierarchy."""
     h = hierarchy.select("buurt_code", "wijk_code", "gemeente_code")
@@ -849,52 +1484,6 @@ def _area_map(hierarchy: DataFrame) -> DataFrame:
     )
 
 
-def _count_group_fn(
-    settings: DisclosureSettings,
-    links: Sequence[tuple[str, str]],
-    secondary: bool,
-) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """The per-gemeente function for ``applyInPandas`` (a plain typed function: Spark reads its
-    hints; it pickles ``settings``, a small frozen dataclass, and the links to the workers).
-
-    Spark hands it one gemeente and year; each family of indicators in it is a group of
-    :func:`suppress_group`. One Arrow round trip per gemeente instead of one per group: at
-    national scale that is ~700 calls instead of ~40,000, and the round trip cost more than
-    most groups' suppression."""
-
-    def run(pdf: pd.DataFrame) -> pd.DataFrame:
-        outs: list[pd.DataFrame] = []
-        for _, group in pdf.groupby("family", sort=True):
-            present = set(group["indicator"])
-            mine = [(a, b) for a, b in links if a in present and b in present]
-            out = suppress_group(
-                group.drop(columns="family"), settings=settings, links=mine, secondary=secondary
-            )
-            outs.append(out[_COUNT_OUT_COLUMNS])
-        if not outs:
-            return pd.DataFrame({c: [] for c in _COUNT_OUT_COLUMNS})
-        out = pd.concat(outs, ignore_index=True)
-        # Arrow wants plain True / False / None for a nullable boolean column.
-        out["protected"] = [None if pd.isna(v) else bool(v) for v in out["protected"]]
-        return out
-
-    return run
-
-
-_COUNT_OUT_COLUMNS = [
-    "level",
-    "area_code",
-    "year",
-    "indicator",
-    "value",
-    "status",
-    "reason",
-    "feasible_lower",
-    "feasible_upper",
-    "protected",
-]
-
-
 def _rounded(value: Column, unit: Column, rounding_base: int | None) -> Column:
     expr: Column = F.lit(None).cast("double")
     for u, decimals in DECIMALS.items():
@@ -903,6 +1492,279 @@ def _rounded(value: Column, unit: Column, rounding_base: int | None) -> Column:
             rounded = F.round(value / F.lit(rounding_base)) * F.lit(float(rounding_base))
         expr = F.when(unit == u, rounded).otherwise(expr)
     return expr.cast("double")
+
+
+# --------------------------------------------------------------------------- one gemeente
+
+
+@dataclass(frozen=True)
+class _Catalogue:
+    """What the per-gemeente step needs of the catalogue: units, the numerator and
+    denominator of each rate or share, the counts behind each composite. Small and frozen:
+    Spark pickles it to the workers with the step."""
+
+    unit_of: Mapping[str, str]
+    num_of: Mapping[str, str]
+    den_of: Mapping[str, str]
+    inputs_of: Mapping[str, tuple[str, ...]]
+
+    @staticmethod
+    def of(by_key: Mapping[str, IndicatorSpec]) -> _Catalogue:
+        return _Catalogue(
+            unit_of={k: s.unit for k, s in by_key.items()},
+            num_of={k: s.numerator for k, s in by_key.items() if s.numerator},
+            den_of={k: s.denominator for k, s in by_key.items() if s.denominator},
+            inputs_of={k: tuple(v) for k, v in composite_inputs(by_key).items()},
+        )
+
+
+def disclose_gemeente(
+    pdf: pd.DataFrame,
+    *,
+    catalogue: _Catalogue,
+    settings: DisclosureSettings,
+    links: Sequence[tuple[str, str]] = (),
+    secondary: bool = True,
+) -> pd.DataFrame:
+    """The audit rows of one gemeente and year (the cells of :func:`disclosure_cells`).
+
+    Counts first: each family of indicators is a group of :func:`suppress_group`, all in one
+    pass of column arrays. Then every other cell from the counts of its own area and year
+    (which the same gemeente and year hold): a rate, share or index is primary when a count it
+    is computed from is unusable or in 1..min - 1, inherited when one is suppressed (for a
+    composite: any count behind its components), and a cell without a value whose
+    denominator is suppressed is inherited too; a magnitude is primary under the dominance or
+    min_units rule; an indicator outside the catalogue fails closed (primary). Returns the
+    audit columns (:data:`AUDIT_COLUMNS`).
+    """
+    unit = pdf["unit"].to_numpy(dtype=object)
+    is_count = unit == "count"
+    counts = pdf.loc[
+        is_count, ["level", "area_code", "parent_code", "year", "indicator", "value", "status"]
+    ]
+    cdf, res = _count_pattern(
+        counts,
+        _ranks(pdf.loc[is_count, "family"].to_numpy(dtype=object)),
+        links=links,
+        settings=settings,
+        secondary=secondary,
+    )
+    c_value = cdf["value"].to_numpy(dtype=float, na_value=np.nan)
+    # the counts of each area, as the derived cells look them up
+    c_hidden = res.status == "suppressed"
+    c_known = _among(res.status, ("ok", "suppressed")) & ~np.isnan(c_value)
+    other = pdf.loc[~is_count]
+    ind = other["indicator"].to_numpy(dtype=object)
+    o_unit = unit[~is_count]
+    # integer keys (level, area, indicator) of the counts, and the places of the other cells
+    nc = len(cdf)
+    level_id, levels = pd.factorize(
+        np.concatenate([cdf["level"].to_numpy(dtype=object), other["level"].to_numpy(dtype=object)])
+    )
+    area_id, areas = pd.factorize(
+        np.concatenate(
+            [cdf["area_code"].to_numpy(dtype=object), other["area_code"].to_numpy(dtype=object)]
+        )
+    )
+    count_ind, count_names = pd.factorize(cdf["indicator"].to_numpy(dtype=object))
+    id_of = {k: i for i, k in enumerate(count_names)}
+    n_ind = len(count_names) + 1
+    place = level_id.astype(np.int64) * (len(areas) + 1) + area_id
+    c_index = pd.Index(place[:nc] * n_ind + count_ind)
+    if not c_index.is_unique:
+        raise DisclosureError("count cells repeat a (level, area_code, year, indicator)")
+    o_place = place[nc:]
+
+    def lookup(refs: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``(found, value, known, hidden)`` of the count ``refs`` of the rows ``at``."""
+        ref_id = pd.Series(refs, dtype=object).map(id_of).to_numpy(dtype=float, na_value=-1)
+        pos = c_index.get_indexer(o_place[at] * n_ind + ref_id.astype(np.int64))
+        pos[ref_id < 0] = -1
+        ok = pos >= 0
+        p = np.where(ok, pos, 0)
+        if not len(c_value):
+            return ok, np.full(len(at), np.nan), ok, ok
+        return ok, np.where(ok, c_value[p], np.nan), ok & c_known[p], ok & c_hidden[p]
+
+    rows = np.arange(len(other))
+    ind_s = pd.Series(ind, dtype=object)
+    num_ref = ind_s.map(catalogue.num_of).to_numpy(dtype=object)
+    den_ref = ind_s.map(catalogue.den_of).to_numpy(dtype=object)
+    has_num = pd.notna(num_ref)
+    has_den = pd.notna(den_ref)
+    n_found, n_val, n_known, n_hidden = lookup(np.where(has_num, num_ref, ""), rows)
+    d_found, d_val, d_known, d_hidden = lookup(np.where(has_den, den_ref, ""), rows)
+
+    def unusable(found: np.ndarray, known: np.ndarray, val: np.ndarray) -> np.ndarray:
+        return ~found | ~known | np.isnan(val)  # absent, or without a value
+
+    def small(val: np.ndarray, minimum: int) -> np.ndarray:
+        return (val > 0) & (val < minimum)
+
+    derived = _among(o_unit, DERIVED_UNITS)
+    derived_primary = (
+        has_num & (unusable(n_found, n_known, n_val) | small(n_val, settings.min_numerator))
+    ) | (has_den & (unusable(d_found, d_known, d_val) | small(d_val, settings.min_denominator)))
+    # a composite index or class: suppressed with any count behind its components
+    composite = np.zeros(len(other), dtype=bool)
+    comp_rows = np.flatnonzero(ind_s.isin(list(catalogue.inputs_of)).to_numpy())
+    if len(comp_rows):
+        inputs = [catalogue.inputs_of[k] for k in ind[comp_rows]]
+        sizes = np.array([len(x) for x in inputs], dtype=np.int64)
+        at = np.repeat(comp_rows, sizes)
+        refs = np.array([k for x in inputs for k in x], dtype=object)
+        if len(refs):
+            hit = lookup(refs, at)[3]
+            composite[np.unique(at[hit])] = True
+    inherits = (has_num & n_hidden) | (has_den & d_hidden) | composite
+    den_hidden = has_den & d_hidden
+    n_units = other["n_units"].to_numpy(dtype=float, na_value=np.nan)
+    top_share = other["top_n_share"].to_numpy(dtype=float, na_value=np.nan)
+    magnitude_primary = _among(o_unit, MAGNITUDE_UNITS) & (
+        (n_units < settings.min_units) | (top_share > settings.dominance_k)
+    )
+    status_in = other["status"].to_numpy(dtype=object)
+    value = other["value"].to_numpy(dtype=float, na_value=np.nan)
+    is_ok = (status_in == "ok") & ~np.isnan(value)
+    other_reason = np.select(
+        [
+            status_in == "not_covered",
+            ~is_ok & derived & den_hidden,  # not_applicable needs its 0 denominator published
+            ~is_ok,
+            pd.isna(o_unit),  # not in the catalogue: fail closed
+            derived & derived_primary,
+            derived & inherits,
+            magnitude_primary,
+        ],
+        [
+            "not_covered",
+            "inherited",
+            "not_applicable",
+            "primary",
+            "primary",
+            "inherited",
+            "primary",
+        ],
+        default="published",
+    ).astype(object)
+    # one frame from the column arrays (pd.concat would test every None of the others)
+    reason = np.concatenate([res.reason, other_reason])
+    no = len(other)
+    out = pd.DataFrame(
+        {
+            "level": np.asarray(levels, dtype=object)[level_id],
+            "area_code": np.asarray(areas, dtype=object)[area_id],
+            "year": np.concatenate([cdf["year"].to_numpy(), other["year"].to_numpy()]),
+            "indicator": np.concatenate([cdf["indicator"].to_numpy(dtype=object), ind]),
+            "unit": np.concatenate([np.full(nc, "count", dtype=object), o_unit]),
+            "status": np.where(
+                _among(reason, SUPPRESSED_REASONS),
+                "suppressed",
+                np.where(reason == "published", "ok", reason),
+            ).astype(object),
+            "reason": reason,
+            "value": np.concatenate([c_value, value]),
+            "feasible_lower": np.concatenate([res.lower, np.full(no, np.nan)]),
+            "feasible_upper": np.concatenate([res.upper, np.full(no, np.nan)]),
+            "protected": np.concatenate([res.protected, np.full(no, None, dtype=object)]),
+        }
+    )
+    return out
+
+
+def disclosure_step(
+    specs: Sequence[IndicatorSpec],
+    *,
+    settings: DisclosureSettings,
+    links: Sequence[tuple[str, str]] = (),
+    secondary: bool = True,
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The per-gemeente function for ``applyInPandas`` (:func:`disclose_gemeente` with the
+    catalogue, a plain typed function: Spark reads its hints and pickles ``settings``, a small
+    frozen dataclass, the catalogue and the links to the workers).
+
+    One Arrow round trip per gemeente and year instead of one per group: at national scale
+    that is ~700 calls instead of ~40,000, and the round trip cost more than most groups'
+    suppression. The derived cells go with their counts, so no window or join has to bring
+    every area's counts to each of its rates (a map of ~70 counts built per row took longer
+    than all the LPs)."""
+    catalogue = _Catalogue.of(check_specs(specs))
+
+    def run(pdf: pd.DataFrame) -> pd.DataFrame:
+        return disclose_gemeente(
+            pdf, catalogue=catalogue, settings=settings, links=links, secondary=secondary
+        )
+
+    return run
+
+
+def disclosure_cells(
+    cells: DataFrame,
+    hierarchy: DataFrame,
+    *,
+    specs: Sequence[IndicatorSpec],
+    links: Sequence[tuple[str, str]] = (),
+    magnitude_contributors: DataFrame | None = None,
+) -> DataFrame:
+    """The cells as :func:`apply_disclosure` hands them to :func:`disclose_gemeente`, grouped
+    by ``year, gemeente_code``: ``level, area_code, parent_code, gemeente_code, year,
+    indicator, value, status, unit, family`` (the family of linked count indicators, else the
+    indicator), ``n_units, top_n_share`` (magnitudes with contributor data; else null). Cells
+    outside the hierarchy get their own gemeente key (or none) and so take part in no
+    relation: primary rules only."""
+    unit_of = _literal_map({s.key: s.unit for s in specs})
+    family_of = _literal_map(_families(links))
+    base = cells.select("level", "area_code", "year", "indicator", "value", "status").withColumn(
+        "unit", unit_of[F.col("indicator")]
+    )
+    no_contributors = [
+        F.lit(None).cast("long").alias("n_units"),
+        F.lit(None).cast("double").alias("top_n_share"),
+    ]
+    if magnitude_contributors is not None:
+        keys = ["level", "area_code", "year", "indicator"]
+        is_magnitude = F.coalesce(F.col("unit").isin(*MAGNITUDE_UNITS), F.lit(False))
+        base = (
+            base.filter(is_magnitude)
+            .join(
+                magnitude_contributors.select(
+                    *keys,
+                    F.col("n_units").cast("long").alias("n_units"),
+                    F.col("top_n_share").cast("double").alias("top_n_share"),
+                ),
+                on=keys,
+                how="left",
+            )
+            .unionByName(base.filter(~is_magnitude).select("*", *no_contributors))
+        )
+    else:
+        base = base.select("*", *no_contributors)
+    # The area map is one row per area (~17k nationally): broadcast, no shuffle of the cells.
+    return (
+        base.join(F.broadcast(_area_map(hierarchy)), on=["level", "area_code"], how="left")
+        .withColumn(
+            "gemeente_code",
+            F.coalesce(
+                F.col("gemeente_code"),
+                F.when(F.col("level") == "gemeente", F.col("area_code")),
+            ),
+        )
+        .withColumn("family", F.coalesce(family_of[F.col("indicator")], F.col("indicator")))
+        .select(
+            "level",
+            "area_code",
+            "parent_code",
+            "gemeente_code",
+            "year",
+            "indicator",
+            "value",
+            "status",
+            "unit",
+            "family",
+            "n_units",
+            "top_n_share",
+        )
+    )
 
 
 def apply_disclosure(
@@ -931,6 +1793,10 @@ def apply_disclosure(
     row per pair and area. ``secondary=False`` turns complementary suppression off: only for
     the test that shows the audit then fails.
 
+    One pandas call per (year, gemeente) (:func:`disclose_gemeente`): one gemeente's wijken and
+    buurten with all their cells -- small by construction (the largest gemeente has a few
+    hundred buurten), so each call fits a Python worker and its LPs stay tiny.
+
     Returns ``(published, audit)``. ``published`` is :func:`published_from_audit` of
     ``audit``: a job writing both should persist ``audit`` first and project the persisted
     copy, or the pandas step runs once per output. Cells of an indicator outside ``specs``
@@ -941,172 +1807,33 @@ def apply_disclosure(
         for ref in (narrow, broad):
             if ref not in by_key or by_key[ref].unit != "count":
                 raise DisclosureError(f"link {narrow} < {broad}: {ref!r} is not a count")
-    family_of = _literal_map(_families(links))
-    unit_of = _literal_map({k: s.unit for k, s in by_key.items()})
-    num_of = _literal_map({k: s.numerator for k, s in by_key.items()})
-    den_of = _literal_map({k: s.denominator for k, s in by_key.items()})
-    inputs_of = _inputs_map(composite_inputs(by_key))
-
-    base = cells.select("level", "area_code", "year", "indicator", "value", "status").withColumn(
-        "unit", unit_of[F.col("indicator")]
-    )
-    year_type = cells.schema["year"].dataType
-
-    # Counts: one pandas call per (year, gemeente), suppressing each family of indicators in it
-    # as one group: one gemeente's wijken and buurten -- small by construction (the largest
-    # gemeente has a few hundred buurten), so each call fits a Python worker and its LPs stay
-    # tiny. Cells outside the hierarchy get
-    # their own gemeente key (or none) and so take part in no relation: primary rules only.
-    areas = _area_map(hierarchy)
-    counts = (
-        base.filter(F.col("unit") == "count")
-        .join(areas, on=["level", "area_code"], how="left")
-        .withColumn(
-            "gemeente_code",
-            F.coalesce(
-                F.col("gemeente_code"),
-                F.when(F.col("level") == "gemeente", F.col("area_code")),
-            ),
-        )
-    )
-    count_schema = T.StructType(
+    schema = T.StructType(
         [
             T.StructField("level", T.StringType()),
             T.StructField("area_code", T.StringType()),
-            T.StructField("year", year_type),
+            T.StructField("year", cells.schema["year"].dataType),
             T.StructField("indicator", T.StringType()),
-            T.StructField("value", T.DoubleType()),
+            T.StructField("unit", T.StringType()),
             T.StructField("status", T.StringType()),
             T.StructField("reason", T.StringType()),
+            T.StructField("value", T.DoubleType()),
             T.StructField("feasible_lower", T.DoubleType()),
             T.StructField("feasible_upper", T.DoubleType()),
             T.StructField("protected", T.BooleanType()),
         ]
     )
-    counts_out = (
-        counts.select(
-            "level",
-            "area_code",
-            "parent_code",
-            "gemeente_code",
-            "year",
-            "indicator",
-            "value",
-            "status",
+    audit = (
+        disclosure_cells(
+            cells,
+            hierarchy,
+            specs=specs,
+            links=links,
+            magnitude_contributors=magnitude_contributors,
         )
-        .withColumn("family", F.coalesce(family_of[F.col("indicator")], F.col("indicator")))
         .groupBy("year", "gemeente_code")
-        .applyInPandas(_count_group_fn(settings, links, secondary), count_schema)
-        .withColumn("unit", F.lit("count"))
-    )
-
-    others = base.filter(F.col("unit").isNull() | (F.col("unit") != "count")).select(
-        "level",
-        "area_code",
-        "year",
-        "indicator",
-        "value",
-        "status",
-        F.lit(None).cast("string").alias("reason"),
-        F.lit(None).cast("double").alias("feasible_lower"),
-        F.lit(None).cast("double").alias("feasible_upper"),
-        F.lit(None).cast("boolean").alias("protected"),
-        "unit",
-    )
-    if magnitude_contributors is not None:
-        others = others.join(
-            magnitude_contributors.select(
-                "level", "area_code", "year", "indicator", "n_units", "top_n_share"
-            ),
-            on=["level", "area_code", "year", "indicator"],
-            how="left",
+        .applyInPandas(
+            disclosure_step(specs, settings=settings, links=links, secondary=secondary), schema
         )
-    else:
-        others = others.withColumn("n_units", F.lit(None).cast("long")).withColumn(
-            "top_n_share", F.lit(None).cast("double")
-        )
-
-    # Derived cells look up the counts of the same area and year through one window, so the
-    # pandas output is consumed once (a join back onto it would run the pandas step twice).
-    allc = counts_out.unionByName(others, allowMissingColumns=True)
-
-    entry = F.struct(
-        F.col("value").alias("v"),
-        (F.col("status") == "suppressed").alias("s"),
-        (F.col("status").isin("ok", "suppressed") & F.col("value").isNotNull()).alias("known"),
-    )
-    w = Window.partitionBy("level", "area_code", "year")
-    # the counts of the same area and year, as a column (a lambda cannot hold a window)
-    allc = allc.withColumn(
-        "_refs",
-        F.map_from_entries(
-            F.collect_list(
-                F.when(F.col("unit") == "count", F.struct(F.col("indicator"), entry))
-            ).over(w)
-        ),
-    )
-    refs = F.col("_refs")
-    num = refs[num_of[F.col("indicator")]]
-    den = refs[den_of[F.col("indicator")]]
-    has_num = num_of[F.col("indicator")].isNotNull()
-    has_den = den_of[F.col("indicator")].isNotNull()
-
-    def small(ref: Column, minimum: int) -> Column:
-        return (ref["v"] > 0) & (ref["v"] < minimum)
-
-    def unusable(ref: Column) -> Column:  # absent, or without a value: threshold not checkable
-        return ref.isNull() | ~F.coalesce(ref["known"], F.lit(False)) | ref["v"].isNull()
-
-    derived = F.col("unit").isin(*DERIVED_UNITS)
-    derived_primary = (has_num & (unusable(num) | small(num, settings.min_numerator))) | (
-        has_den & (unusable(den) | small(den, settings.min_denominator))
-    )
-    inherits = (
-        (has_num & F.coalesce(num["s"], F.lit(False)))
-        | (has_den & F.coalesce(den["s"], F.lit(False)))
-        # a composite index or class: suppressed with any count behind its components
-        | F.coalesce(
-            F.exists(
-                F.coalesce(inputs_of[F.col("indicator")], F.array().cast("array<string>")),
-                lambda k: F.coalesce(refs[k]["s"], F.lit(False)),
-            ),
-            F.lit(False),
-        )
-    )
-    den_hidden = has_den & F.coalesce(den["s"], F.lit(False))
-    magnitude_primary = F.col("unit").isin(*MAGNITUDE_UNITS) & (
-        (F.col("n_units") < settings.min_units) | (F.col("top_n_share") > settings.dominance_k)
-    )
-    is_ok = (F.col("status") == "ok") & F.col("value").isNotNull()
-    other_reason = (
-        F.when(F.col("status") == "not_covered", F.lit("not_covered"))
-        # not_applicable says the denominator is 0: keep it only if that count is published
-        .when(~is_ok & derived & den_hidden, F.lit("inherited"))
-        .when(~is_ok, F.lit("not_applicable"))
-        .when(F.col("unit").isNull(), F.lit("primary"))  # not in the catalogue: fail closed
-        .when(derived & derived_primary, F.lit("primary"))
-        .when(derived & inherits, F.lit("inherited"))
-        .when(F.coalesce(magnitude_primary, F.lit(False)), F.lit("primary"))
-        .otherwise(F.lit("published"))
-    )
-    reason = F.coalesce(F.col("reason"), other_reason)
-    status = (
-        F.when(reason.isin(*SUPPRESSED_REASONS), F.lit("suppressed"))
-        .when(reason == "published", F.lit("ok"))
-        .otherwise(reason)
-    )
-    audit = allc.select(
-        "level",
-        "area_code",
-        "year",
-        "indicator",
-        "unit",
-        status.alias("status"),
-        reason.alias("reason"),
-        "value",
-        "feasible_lower",
-        "feasible_upper",
-        "protected",
     )
     return published_from_audit(audit, settings=settings), audit
 
