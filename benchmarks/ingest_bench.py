@@ -8,7 +8,7 @@ git-ignored), then in one Spark session built like ``zicht run`` builds it
 
 (a) the plain copy: ``spark.read.parquet(table).write.parquet(tmp)`` of every input table;
 (b) ingest: ``validate_inputs`` with the reject files written (as ``jobs/pipeline.py`` ``ingest``
-    writes them), then the link step (``locate_incidents``, ``build_residence``,
+    writes them), the key dictionary with its collision check, then the link step (``locate_incidents``, ``build_residence``,
     ``locate_signals``) written to Parquet;
 
 and prints both, per table and in total, and the ratio (b) / (a); the goal is at most 2 at
@@ -147,6 +147,14 @@ def _ingest(spark: Any, input_dir: Path, work: Path) -> dict[str, float]:
     for name, rej in v.rejects.items():
         rej.write.mode("overwrite").parquet(str(work / "rejects" / name))
     times["write_rejects"] = time.perf_counter() - t1
+
+    from zicht.features.keys import key_dictionary
+
+    t1 = time.perf_counter()
+    spark.sparkContext.setJobDescription("ingest keys")
+    key_dictionary(v.raw).write.mode("overwrite").parquet(str(stage_dir / "keys"))
+    spark.read.parquet(str(stage_dir / "keys")).where("collision").count()
+    times["keys"] = time.perf_counter() - t1
 
     acc = v.accepted
     addresses = acc.get("addresses")

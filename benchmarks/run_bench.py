@@ -45,6 +45,7 @@ SAMPLE_S = 0.5
 STAGES = (
     "fingerprint",
     "validate",
+    "keys",
     "link",
     "network",
     "indicators",

@@ -208,7 +208,9 @@ def build_layer_edges(
     ``person_id_a < person_id_b``, ``weight`` (1.0) and ``layer``; a pair tied in two layers has
     two rows. Absent tables contribute nothing.
     """
-    ids = suspect_ids.select("person_id").distinct()
+    # the suspects (a few hundred thousand keys nationally) go to every task as a broadcast, so
+    # the tens of millions of person_links and register rows are cut before any shuffle
+    ids = F.broadcast(suspect_ids.select("person_id").distinct())
     parts: list[DataFrame] = []
     wanted_links = [layer for layer in layers if layer in LINK_LAYERS]
     if person_links is not None and wanted_links:
@@ -874,6 +876,10 @@ def youth_exposure_counts(
         F.col("person_id").alias("_ego"), "year", "buurt_code"
     )
     links = person_links.where(F.col("layer").isin(list(LINK_LAYERS)))
+    # Only ties of a person who is young in some year of the period can count: their keys (a
+    # few million nationally, 8 bytes each) are broadcast, so the person_links (tens of millions
+    # of rows, both directions) are cut in each task before the shuffle join with residence.
+    egos = F.broadcast(young.select("_ego").distinct())
     both = links.select(
         F.col("person_id_a").alias("_ego"), F.col("person_id_b").alias("_alter"), "layer"
     ).unionByName(
@@ -888,6 +894,7 @@ def youth_exposure_counts(
     )
     # the suspects of ondermijning: a few hundred thousand nationally, broadcast so the tens of
     # millions of ties are not shuffled a second time
+    both = both.join(egos, "_ego", "left_semi")
     ties = young.join(both, "_ego").join(F.broadcast(sus), "_alter", "left")
     agg = ties.groupBy("buurt_code", "year", "layer").agg(
         F.count(F.lit(1)).cast("double").alias("ties"),
