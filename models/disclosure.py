@@ -366,7 +366,7 @@ def _hierarchy(
     own = pd.Series(kn, index=indicator[kn] * m + cid[kn])
     own = own[~own.index.duplicated(keep="last")]
     kp = kn[pid[kn] >= 0]
-    loc = own.index.get_indexer(indicator[kp] * m + pid[kp])
+    loc = own.index.get_indexer(pd.Index(indicator[kp] * m + pid[kp]))
     child = kp[loc >= 0]
     par = own.to_numpy()[loc[loc >= 0]]
     # the gemeente is related to every buurt of its indicator directly (this replaces a buurt
@@ -1253,7 +1253,11 @@ def _count_pattern(
     starts = np.flatnonzero(np.r_[True, fam[1:] != fam[:-1]]) if n else np.empty(0, np.int64)
     ends = np.append(starts[1:], n).astype(np.int64)
     res.groups = len(starts)
-    needs = np.add.reduceat((primary | diff_small).astype(np.int64), starts) > 0 if n else []
+    needs: np.ndarray = (
+        np.add.reduceat((primary | diff_small).astype(np.int64), starts) > 0
+        if n
+        else np.zeros(0, dtype=bool)
+    )
     if np.any(needs):
         rels = _hierarchy(
             indicator=_ranks(indicator),
@@ -1500,17 +1504,20 @@ def _rounded(value: Column, unit: Column, rounding_base: int | None) -> Column:
 @dataclass(frozen=True)
 class _Catalogue:
     """What the per-gemeente step needs of the catalogue: units, the numerator and
-    denominator of each rate or share, the counts behind each composite. Small and frozen:
-    Spark pickles it to the workers with the step."""
+    denominator of each rate or share, the counts behind each composite, the family of each
+    linked count. Small and frozen: Spark pickles it to the workers with the step (cheaper
+    than two more string columns through Arrow)."""
 
     unit_of: Mapping[str, str]
     num_of: Mapping[str, str]
     den_of: Mapping[str, str]
     inputs_of: Mapping[str, tuple[str, ...]]
+    family_of: Mapping[str, str]
 
     @staticmethod
-    def of(by_key: Mapping[str, IndicatorSpec]) -> _Catalogue:
+    def of(by_key: Mapping[str, IndicatorSpec], links: Sequence[tuple[str, str]]) -> _Catalogue:
         return _Catalogue(
+            family_of=_families(links),
             unit_of={k: s.unit for k, s in by_key.items()},
             num_of={k: s.numerator for k, s in by_key.items() if s.numerator},
             den_of={k: s.denominator for k, s in by_key.items() if s.denominator},
@@ -1537,14 +1544,16 @@ def disclose_gemeente(
     min_units rule; an indicator outside the catalogue fails closed (primary). Returns the
     audit columns (:data:`AUDIT_COLUMNS`).
     """
-    unit = pdf["unit"].to_numpy(dtype=object)
+    indicator = pdf["indicator"]
+    unit = indicator.map(catalogue.unit_of).to_numpy(dtype=object)
     is_count = unit == "count"
     counts = pdf.loc[
         is_count, ["level", "area_code", "parent_code", "year", "indicator", "value", "status"]
     ]
+    family = indicator[is_count]
     cdf, res = _count_pattern(
         counts,
-        _ranks(pdf.loc[is_count, "family"].to_numpy(dtype=object)),
+        _ranks(family.map(catalogue.family_of).fillna(family).to_numpy(dtype=object)),
         links=links,
         settings=settings,
         secondary=secondary,
@@ -1688,7 +1697,7 @@ def disclosure_step(
     suppression. The derived cells go with their counts, so no window or join has to bring
     every area's counts to each of its rates (a map of ~70 counts built per row took longer
     than all the LPs)."""
-    catalogue = _Catalogue.of(check_specs(specs))
+    catalogue = _Catalogue.of(check_specs(specs), links)
 
     def run(pdf: pd.DataFrame) -> pd.DataFrame:
         return disclose_gemeente(
@@ -1703,27 +1712,22 @@ def disclosure_cells(
     hierarchy: DataFrame,
     *,
     specs: Sequence[IndicatorSpec],
-    links: Sequence[tuple[str, str]] = (),
     magnitude_contributors: DataFrame | None = None,
 ) -> DataFrame:
     """The cells as :func:`apply_disclosure` hands them to :func:`disclose_gemeente`, grouped
     by ``year, gemeente_code``: ``level, area_code, parent_code, gemeente_code, year,
-    indicator, value, status, unit, family`` (the family of linked count indicators, else the
-    indicator), ``n_units, top_n_share`` (magnitudes with contributor data; else null). Cells
-    outside the hierarchy get their own gemeente key (or none) and so take part in no
-    relation: primary rules only."""
+    indicator, value, status``, ``n_units, top_n_share`` (magnitudes with contributor data;
+    else null). Cells outside the hierarchy get their own gemeente key (or none) and so take
+    part in no relation: primary rules only."""
     unit_of = _literal_map({s.key: s.unit for s in specs})
-    family_of = _literal_map(_families(links))
-    base = cells.select("level", "area_code", "year", "indicator", "value", "status").withColumn(
-        "unit", unit_of[F.col("indicator")]
-    )
+    base = cells.select("level", "area_code", "year", "indicator", "value", "status")
     no_contributors = [
         F.lit(None).cast("long").alias("n_units"),
         F.lit(None).cast("double").alias("top_n_share"),
     ]
     if magnitude_contributors is not None:
         keys = ["level", "area_code", "year", "indicator"]
-        is_magnitude = F.coalesce(F.col("unit").isin(*MAGNITUDE_UNITS), F.lit(False))
+        is_magnitude = F.coalesce(unit_of[F.col("indicator")].isin(*MAGNITUDE_UNITS), F.lit(False))
         base = (
             base.filter(is_magnitude)
             .join(
@@ -1749,7 +1753,6 @@ def disclosure_cells(
                 F.when(F.col("level") == "gemeente", F.col("area_code")),
             ),
         )
-        .withColumn("family", F.coalesce(family_of[F.col("indicator")], F.col("indicator")))
         .select(
             "level",
             "area_code",
@@ -1759,8 +1762,6 @@ def disclosure_cells(
             "indicator",
             "value",
             "status",
-            "unit",
-            "family",
             "n_units",
             "top_n_share",
         )
@@ -1824,11 +1825,7 @@ def apply_disclosure(
     )
     audit = (
         disclosure_cells(
-            cells,
-            hierarchy,
-            specs=specs,
-            links=links,
-            magnitude_contributors=magnitude_contributors,
+            cells, hierarchy, specs=specs, magnitude_contributors=magnitude_contributors
         )
         .groupBy("year", "gemeente_code")
         .applyInPandas(
