@@ -189,6 +189,7 @@ def _compare(now: Any, before: Any) -> None:
 def run_scale(scale: str, args: argparse.Namespace, spark: Any, settings: Any) -> None:
     from pyspark.sql import functions as F
 
+    from zicht.features.link import area_hierarchy
     from zicht.models.disclosure import (
         _families,
         apply_disclosure,
@@ -216,7 +217,7 @@ def run_scale(scale: str, args: argparse.Namespace, spark: Any, settings: Any) -
         _warm_up(spark, cells, areas, specs, settings, links, contributors, scratch)
         first_job = _next_job(spark)
         c0, t0 = _tree_cpu_s(), time.perf_counter()
-        hierarchy = areas.select("buurt_code", "wijk_code", "gemeente_code")
+        hierarchy = area_hierarchy(areas)
         _, audit = apply_disclosure(
             cells,
             hierarchy,

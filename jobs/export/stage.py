@@ -25,6 +25,7 @@ from zicht.features.export import (
     format_values,
     phenomena_registered,
 )
+from zicht.features.link import area_hierarchy
 from zicht.features.settings import IndicatorSpec, Phenomenon
 from zicht.jobs import fs as fsmod
 from zicht.jobs.context import PrivacyRefusal, RunContext
@@ -112,7 +113,7 @@ def publish(
     outputs: dict[str, Any] = {}
     register = ctx.location("release_register")
     with ctx.timer.step("disclosure"):
-        hierarchy = areas.select("buurt_code", "wijk_code", "gemeente_code")
+        hierarchy = area_hierarchy(areas)
         links = linked_indicators(settings.phenomena, specs)
         _, audit = apply_disclosure(
             cells,
