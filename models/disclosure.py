@@ -29,7 +29,10 @@ Rules follow ``../shared/CONTRACT.md`` section 3, "Disclosure rules":
   Control*, 2012, sec. 4.2): variables are the suppressed counts, constraints are the additive
   relations between published and hidden cells, and min/max of each variable (integers relaxed
   to reals, HiGHS) give its feasible interval; a cell is protected when the interval is at
-  least ``protection_width`` wide.
+  least ``protection_width`` wide. Where the hidden cells form an acyclic system the interval
+  follows without the LP, exactly, from interval propagation (the certificate of
+  :class:`_GroupAudit`, tested against the LP in ``tests/test_disclosure_certificate.py``);
+  the LP is solved only for the rest.
 
 Not every count is additive: distinct suspects of incidents *in* an area are sub-additive (one
 person active in two buurten counts once in the wijk) and local suspects super-additive. The
@@ -255,6 +258,31 @@ def _among(x: np.ndarray, options: Iterable[str]) -> np.ndarray:
     return out
 
 
+def _map(x: Any, mapping: Mapping[Any, Any], default: Any = None) -> np.ndarray:
+    """``mapping[x]`` per element, ``default`` where absent (or missing); one dict lookup per
+    distinct value (a gemeente's frame holds a few hundred distinct keys in thousands of
+    rows)."""
+    codes, uniq = pd.factorize(np.asarray(x, dtype=object))
+    table = np.empty(len(uniq) + 1, dtype=object)  # element-wise: values may be tuples
+    for i, u in enumerate(uniq):
+        table[i] = mapping.get(u, default)
+    table[-1] = default
+    return table[codes]
+
+
+def _last_match(keys: np.ndarray, rows: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """For each of ``wanted``, the row of the last ``keys`` entry equal to it (-1 if none):
+    what a dict built from ``zip(keys, rows)`` would give."""
+    order = np.lexsort((np.arange(len(keys)), keys))
+    k, r = keys[order], rows[order]
+    last = np.ones(len(k), dtype=bool)
+    last[:-1] = k[1:] != k[:-1]
+    k, r = k[last], r[last]
+    at = np.minimum(np.searchsorted(k, wanted), max(len(k) - 1, 0))
+    hit = (k[at] == wanted) if len(k) else np.zeros(len(wanted), dtype=bool)
+    return np.where(hit, r[at] if len(k) else -1, -1)
+
+
 def _ranks(x: Any) -> np.ndarray:
     """Dense rank of each element in sorted order (-1 for a missing one): integer sort keys
     that order like the values themselves."""
@@ -397,11 +425,6 @@ def _hierarchy(
     return _Relations(parent, np.append(starts, len(child)).astype(np.int64), child, sense)
 
 
-def _pairs(relations: Iterable[Relation]) -> set[tuple[int, int]]:
-    """(child, parent) pairs of the relations: a count of a subset never exceeds its parent."""
-    return {(c, r.parent) for r in relations for c in r.children}
-
-
 class _GroupAudit:
     """The attacker's constraints of one group, built once; :meth:`intervals` per pattern.
 
@@ -431,7 +454,13 @@ class _GroupAudit:
     ``eq``/``ge``, or ``eq``/``le``, the row itself the weaker one). Components with a cycle
     (e.g. two hidden buurten sharing their wijk row and a linked-table row, or a sub-additive
     wijk and a buurt both hidden, whose pair row shares two cells with the relation) go to
-    the LP, which then has the propagated bounds to reach.
+    the LP, which then has the propagated bounds to reach. For a family of linked tables the
+    certificate is tried on the system without the differences too (:class:`_Elimination`).
+
+    **LP** (:meth:`intervals`). One HiGHS model per audit over the components that need it
+    (the reduced rows; published cells in the row bounds), its objective changed between
+    solves: first the sum of the cells whose lower bound is open, then of those whose finite
+    upper bound is open (a vertex often reaches many bounds at once), then one cell at a time.
     """
 
     def __init__(
@@ -626,8 +655,9 @@ class _GroupAudit:
         learn(self.values)
         lp = self._model(hidden, np.isin(label, label[need]) & hidden)
         solves = 0
-        # One solve for all open lower bounds and one for the open finite upper ones first:
-        # a vertex of the sum often reaches many bounds at once.
+        # The sum of the cells with an open lower bound (then of those with an open finite
+        # upper one) first, again while a solve settles some: a vertex of the sum often
+        # reaches many bounds at once. Then one cell at a time.
         for sign, store, cells in ((1.0, lo_val, need), (-1.0, hi_val, need[finite[need]])):
             open_cells = cells[np.isnan(store[cells])]
             while len(open_cells) > 1:
@@ -1006,7 +1036,7 @@ def audit_group(
     rels = build_relations(out) if relations is None else list(relations)
     values = out["value"].to_numpy(dtype=float, na_value=np.nan)
     reason = out["reason"].to_numpy(dtype=object)
-    lower, upper, targets, wide, _ = _audit(
+    lower, upper, targets, wide = _audit(
         _GroupAudit.of(values, rels), values, reason, _known(out), settings
     )
     out["feasible_lower"] = lower
@@ -1021,17 +1051,17 @@ def _audit(
     reason: np.ndarray,
     known: np.ndarray,
     settings: DisclosureSettings,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`audit_group` on column arrays: ``(feasible_lower, feasible_upper, targets,
-    wide, lps)``, NaN outside the cells that must be protected (the targets)."""
+    wide)``, NaN outside the cells that must be protected (the targets)."""
     suppressed = (reason == "primary") | (reason == "secondary")
     is_diff = reason == LINKED
     hidden = (suppressed | is_diff) & known
     small = (values > 0) & (values < settings.min_count)
     targets = known & (suppressed | (is_diff & small))
-    lower, upper, lps = group.intervals(hidden, targets)
+    lower, upper, _ = group.intervals(hidden, targets)
     wide = targets & ((upper - lower) >= settings.protection_width - _EPS)
-    return lower, upper, targets, wide, lps
+    return lower, upper, targets, wide
 
 
 def _protected(targets: np.ndarray, wide: np.ndarray) -> np.ndarray:
@@ -1072,13 +1102,11 @@ def _with_differences(
         if narrow not in id_of or broad not in id_of:
             continue
         b_sel, a_sel = ind_id == id_of[broad], ind_id == id_of[narrow]
-        a_idx = pd.Series(kn[a_sel], index=place[a_sel])
-        a_idx = a_idx[~a_idx.index.duplicated(keep="last")]
-        loc = a_idx.index.get_indexer(place[b_sel])
-        b_rows = kn[b_sel][loc >= 0]
+        match = _last_match(place[a_sel], kn[a_sel], place[b_sel])
+        b_rows = kn[b_sel][match >= 0]
         if not len(b_rows):
             continue
-        a_rows = a_idx.to_numpy()[loc[loc >= 0]]
+        a_rows = match[match >= 0]
         if (values[b_rows] - values[a_rows] < -_EPS).any():
             continue
         d_rows = n_rows + np.arange(len(b_rows))
@@ -1189,9 +1217,6 @@ class _Pattern:
     lower: np.ndarray
     upper: np.ndarray
     protected: np.ndarray
-    groups: int = 0
-    audits: int = 0
-    lps: int = 0
 
 
 def _count_pattern(
@@ -1252,7 +1277,6 @@ def _count_pattern(
 
     starts = np.flatnonzero(np.r_[True, fam[1:] != fam[:-1]]) if n else np.empty(0, np.int64)
     ends = np.append(starts[1:], n).astype(np.int64)
-    res.groups = len(starts)
     needs: np.ndarray = (
         np.add.reduceat((primary | diff_small).astype(np.int64), starts) > 0
         if n
@@ -1292,7 +1316,7 @@ def _count_pattern(
                         np.zeros(len(t), dtype=np.int64),
                     )
                 )
-            lo, hi, tg, wd, audits, lps = _suppress(
+            lo, hi, tg, wd = _suppress(
                 values[s:e],
                 tie[s:e],
                 known[s:e],
@@ -1304,8 +1328,6 @@ def _count_pattern(
                 np.concatenate(fam_links) if fam_links else None,
             )
             lower[s:e], upper[s:e], targets[s:e], wide[s:e] = lo, hi, tg, wd
-            res.audits += audits
-            res.lps += lps
 
     status = status_in.copy()
     status[_among(reason, ("primary", "secondary"))] = "suppressed"
@@ -1326,11 +1348,11 @@ def _suppress(
     settings: DisclosureSettings,
     secondary: bool,
     links: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The complement and audit rounds of one group; updates ``reason`` in place and returns
-    the last audit's ``(feasible_lower, feasible_upper, targets, wide)`` with the number of
-    audits and of LPs solved. One :class:`_GroupAudit` serves every round (``links``: its
-    ``(broad, narrow, difference)`` cells, one per link relation at the end of ``rels``)."""
+    the last audit's ``(feasible_lower, feasible_upper, targets, wide)``. One
+    :class:`_GroupAudit` serves every round (``links``: its ``(broad, narrow, difference)``
+    cells, one per link relation at the end of ``rels``)."""
     n = len(values)
     nrel = len(rels)
     group = _GroupAudit(values, rels, links)
@@ -1404,13 +1426,10 @@ def _suppress(
                     hide(pick)
                     changed = True
 
-    audits = lps = 0
     for _ in range(n + 1):
         if secondary:
             close_singletons()
-        lower, upper, targets, wide, solved = _audit(group, values, reason, known, settings)
-        audits += 1
-        lps += solved
+        lower, upper, targets, wide = _audit(group, values, reason, known, settings)
         unprotected = np.flatnonzero(targets & ~wide).tolist()
         if not unprotected or not secondary:
             break
@@ -1426,7 +1445,7 @@ def _suppress(
                 added = True
         if not added:
             break  # nothing left to hide: the audit verdict reports the failure
-    return lower, upper, targets, wide, audits, lps
+    return lower, upper, targets, wide
 
 
 # --------------------------------------------------------------------------- Spark
@@ -1544,16 +1563,16 @@ def disclose_gemeente(
     min_units rule; an indicator outside the catalogue fails closed (primary). Returns the
     audit columns (:data:`AUDIT_COLUMNS`).
     """
-    indicator = pdf["indicator"]
-    unit = indicator.map(catalogue.unit_of).to_numpy(dtype=object)
+    indicator = pdf["indicator"].to_numpy(dtype=object)
+    unit = _map(indicator, catalogue.unit_of)
     is_count = unit == "count"
     counts = pdf.loc[
         is_count, ["level", "area_code", "parent_code", "year", "indicator", "value", "status"]
     ]
-    family = indicator[is_count]
+    family = _map(indicator[is_count], catalogue.family_of)
     cdf, res = _count_pattern(
         counts,
-        _ranks(family.map(catalogue.family_of).fillna(family).to_numpy(dtype=object)),
+        _ranks(np.where(pd.isna(family), indicator[is_count], family)),
         links=links,
         settings=settings,
         secondary=secondary,
@@ -1586,8 +1605,8 @@ def disclose_gemeente(
 
     def lookup(refs: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, ...]:
         """``(found, value, known, hidden)`` of the count ``refs`` of the rows ``at``."""
-        ref_id = pd.Series(refs, dtype=object).map(id_of).to_numpy(dtype=float, na_value=-1)
-        pos = c_index.get_indexer(o_place[at] * n_ind + ref_id.astype(np.int64))
+        ref_id = _map(refs, id_of, -1).astype(np.int64)
+        pos = c_index.get_indexer(o_place[at] * n_ind + ref_id)
         pos[ref_id < 0] = -1
         ok = pos >= 0
         p = np.where(ok, pos, 0)
@@ -1596,9 +1615,8 @@ def disclose_gemeente(
         return ok, np.where(ok, c_value[p], np.nan), ok & c_known[p], ok & c_hidden[p]
 
     rows = np.arange(len(other))
-    ind_s = pd.Series(ind, dtype=object)
-    num_ref = ind_s.map(catalogue.num_of).to_numpy(dtype=object)
-    den_ref = ind_s.map(catalogue.den_of).to_numpy(dtype=object)
+    num_ref = _map(ind, catalogue.num_of)
+    den_ref = _map(ind, catalogue.den_of)
     has_num = pd.notna(num_ref)
     has_den = pd.notna(den_ref)
     n_found, n_val, n_known, n_hidden = lookup(np.where(has_num, num_ref, ""), rows)
@@ -1616,7 +1634,7 @@ def disclose_gemeente(
     ) | (has_den & (unusable(d_found, d_known, d_val) | small(d_val, settings.min_denominator)))
     # a composite index or class: suppressed with any count behind its components
     composite = np.zeros(len(other), dtype=bool)
-    comp_rows = np.flatnonzero(ind_s.isin(list(catalogue.inputs_of)).to_numpy())
+    comp_rows = np.flatnonzero(_map(ind, catalogue.inputs_of, ()).astype(bool))
     if len(comp_rows):
         inputs = [catalogue.inputs_of[k] for k in ind[comp_rows]]
         sizes = np.array([len(x) for x in inputs], dtype=np.int64)
@@ -1823,10 +1841,16 @@ def apply_disclosure(
             T.StructField("protected", T.BooleanType()),
         ]
     )
+    # The step is Python work, not bytes: adaptive execution would merge the few hundred MB
+    # of national cells into two or three tasks by size and leave a core idle for much of the
+    # stage (77, 69 and 26 s on two cores); even eight tasks of ~90 gemeenten differ 3x. A
+    # repartition by number is never merged, and the groupBy reuses it.
+    partitions = max(int(cells.sparkSession.conf.get("spark.sql.shuffle.partitions") or 1), 32)
     audit = (
         disclosure_cells(
             cells, hierarchy, specs=specs, magnitude_contributors=magnitude_contributors
         )
+        .repartition(partitions, "year", "gemeente_code")
         .groupBy("year", "gemeente_code")
         .applyInPandas(
             disclosure_step(specs, settings=settings, links=links, secondary=secondary), schema
