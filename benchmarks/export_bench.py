@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     leaks: list[str] | str = "not scanned"
     if not args.no_scan:
-        tables, columns = store_pseudonyms(ctx)
-        leaks = scan_files(spark, files, tables, columns)
+        tables, columns, keyed = store_pseudonyms(ctx)
+        leaks = scan_files(spark, files, tables, columns, keyed)
         timings["leak_scan"] = time.perf_counter() - t
     t = time.perf_counter()
     for f in files:

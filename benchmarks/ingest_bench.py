@@ -148,12 +148,12 @@ def _ingest(spark: Any, input_dir: Path, work: Path) -> dict[str, float]:
         rej.write.mode("overwrite").parquet(str(work / "rejects" / name))
     times["write_rejects"] = time.perf_counter() - t1
 
-    from zicht.features.keys import key_dictionary
+    from zicht.features.keys import key_collisions, key_dictionary
 
     t1 = time.perf_counter()
     spark.sparkContext.setJobDescription("ingest keys")
+    key_collisions(v.raw).count()
     key_dictionary(v.raw).write.mode("overwrite").parquet(str(stage_dir / "keys"))
-    spark.read.parquet(str(stage_dir / "keys")).where("collision").count()
     times["keys"] = time.perf_counter() - t1
 
     acc = v.accepted

@@ -26,6 +26,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from zicht.features.keys import surrogate
 from zicht.features.settings import IndicatorSpec
 
 EXPORT_COLUMNS = ["level", "area_code", "area_name", "year", "indicator", "value", "status"]
@@ -263,6 +264,39 @@ def pseudonym_values(
     for p in parts[1:]:
         out = out.unionByName(p)
     return out
+
+
+def pseudonym_keys(
+    tables: Mapping[str, DataFrame], *, columns: Mapping[str, Sequence[str]]
+) -> DataFrame:
+    """``value`` (long): every non-null value of the key columns of the store's tables (the
+    64-bit keys of :mod:`zicht.features.keys`; not distinct). Absent columns are skipped."""
+    parts = [
+        df.select(F.col(c).cast("long").alias("value")).where(F.col("value").isNotNull())
+        for name, df in sorted(tables.items())
+        for c in columns.get(name, ())
+        if c in df.columns
+    ]
+    if not parts:
+        raise ValueError("no key column in the store: nothing to scan against")
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.unionByName(p)
+    return out
+
+
+def find_keys(tokens: DataFrame, keys: DataFrame) -> DataFrame:
+    """``token``: the distinct export tokens whose 64-bit key (the store's
+    :func:`zicht.features.keys.surrogate` of the text) is a key of the store, as
+    :func:`find_pseudonyms` does for text. Two different texts that share a key (about 1 in
+    10^12 for an export's tokens against a national store) count as a hit: the guard errs on
+    the safe side."""
+    probe = tokens.withColumn("_key", surrogate(F.col("token")))
+    return (
+        keys.join(F.broadcast(probe), keys["value"] == probe["_key"], "inner")
+        .select(*tokens.columns)
+        .distinct()
+    )
 
 
 def find_pseudonyms(tokens: DataFrame, values: DataFrame) -> DataFrame:

@@ -824,11 +824,10 @@ def _datasets() -> tuple[Dataset, ...]:
             "parquet",
             _schema(
                 ("key", LONG, "xxhash64 of the pseudonym: the store's integer key for it"),
-                ("pseudonym", STRING, "the pseudonym as delivered (the smallest, on a collision)"),
-                ("collision", BOOLEAN, "two different pseudonyms share this key (ingest stops)"),
+                ("pseudonym", STRING, "the pseudonym as delivered"),
             ),
-            "every pseudonym of the input and its surrogate key (zicht.features.keys): the "
-            "collision check, the leak guard's list and the way back to the pseudonym",
+            "the suspects' pseudonyms and their surrogate keys (zicht.features.keys "
+            "NAMED_COLUMNS): the way back to the pseudonym for restricted/network_members",
         ),
         Dataset(
             "incidents_located",

@@ -206,12 +206,12 @@ class Ingest:
             )
         acc = v.accepted
         with ctx.timer.step("keys"):
-            from zicht.features.keys import collision_message, key_dictionary
+            from zicht.features.keys import collision_message, key_collisions, key_dictionary
 
-            keys, _ = ctx.write("keys", key_dictionary(v.raw), count=False)
-            n_collisions = keys.where("collision").count()
+            n_collisions = key_collisions(v.raw).count()
             if n_collisions:
                 raise InputError(collision_message(n_collisions))
+            ctx.write("keys", key_dictionary(v.raw), count=False)
         with ctx.timer.step("link"):
             addresses = acc.get("addresses")
             incidents = locate_incidents(

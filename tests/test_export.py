@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import key
 from pyspark.sql import SparkSession
 
 from zicht.features.export import export_tokens
@@ -176,6 +177,20 @@ def test_scan_finds_planted_pseudonyms(spark: SparkSession, tmp_path: Path) -> N
         "export/report.html",
     ]
     assert not any(PSEUDONYM in p for p in problems)  # the message never repeats the value
+
+    # the keyed store holds the pseudonym as its 64-bit key only (computed here by the
+    # independent xxhash package): the guard finds it by hashing the tokens
+    keyed = {
+        "persons": spark.createDataFrame([(key(PSEUDONYM),), (key("x" * 16),)], "person_id long")
+    }
+    problems = scan_export(spark, _files(export), keyed, {}, {"persons": ("person_id",)})
+    assert sorted(p.split()[0] for p in problems) == [
+        "export/indicators.xlsx",
+        "export/indicators_buurt.csv",
+        "export/report.html",
+    ]
+    clean = {"persons": spark.createDataFrame([(key("x" * 16),)], "person_id long")}
+    assert scan_export(spark, _files(export), clean, {}, {"persons": ("person_id",)}) == []
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

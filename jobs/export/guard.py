@@ -8,7 +8,9 @@ content scan reads every rendered file back as text the way its format's writer 
 (:mod:`zicht.jobs.export.writers`), streaming each file once, collects its distinct tokens
 (:func:`zicht.features.export.tokens_of`) and joins them in Spark against every pseudonym of the
 input held by the store, so the pseudonyms never come to the driver and free text (area names,
-caveats, the report's script data) is covered too.
+caveats, the report's script data) is covered too. The keyed store holds a pseudonym as its
+64-bit key (:mod:`zicht.features.keys`): there the tokens are hashed the same way and meet the
+keys, and the raw text of rejected rows meets the tokens themselves.
 """
 
 from __future__ import annotations
@@ -17,39 +19,46 @@ from collections.abc import Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
-from zicht.features.export import find_pseudonyms, pseudonym_values, tokens_of
+from zicht.features.export import (
+    find_keys,
+    find_pseudonyms,
+    pseudonym_keys,
+    pseudonym_values,
+    tokens_of,
+)
 from zicht.features.schemas import PSEUDONYM_COLUMNS
 from zicht.jobs import catalog
 from zicht.jobs.context import RunContext
 from zicht.jobs.export.writers import ExportFile, writer_for
 
+Columns = Mapping[str, Sequence[str]]
 
-def store_pseudonyms(ctx: RunContext) -> tuple[dict[str, DataFrame], dict[str, tuple[str, ...]]]:
-    """Where the store holds every pseudonym of the input, and in which columns.
 
-    With the store's key dictionary (``keys``: one row per distinct pseudonym of the input as
-    delivered, rejected rows included) that is its ``pseudonym`` column, with the raw text of
-    rejected rows; without one, the validated tables' pseudonym columns (typed values of every
-    row and the raw text of rejected rows)."""
+def store_pseudonyms(
+    ctx: RunContext,
+) -> tuple[dict[str, DataFrame], dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Where the store holds every pseudonym of the input: the tables, the columns holding a
+    pseudonym's text and the columns holding its 64-bit key.
+
+    In the keyed store (``keys`` exists) the typed pseudonym columns of every validated table
+    are keys and the raw text of rejected rows is text; in a store from before the keys, both
+    the typed columns and the raw text are text."""
     tables: dict[str, DataFrame] = {}
-    columns: dict[str, tuple[str, ...]] = {}
-    keyed = "keys" in catalog.CATALOGUE and ctx.exists("keys")
+    text: dict[str, tuple[str, ...]] = {}
+    keyed: dict[str, tuple[str, ...]] = {}
+    is_keyed = "keys" in catalog.CATALOGUE and ctx.exists("keys")
     for name, cols in PSEUDONYM_COLUMNS.items():
         if name not in ctx.store_facts.get("accounting", {}):
             continue
         validated = ctx.read("validated", table=name)
-        # with the dictionary the typed columns are the store's integer keys, not pseudonyms
-        wanted = (
-            [f"_raw_{c}" for c in cols] if keyed else [x for c in cols for x in (c, f"_raw_{c}")]
-        )
-        present = tuple(c for c in wanted if c in validated.columns)
-        if present:
-            tables[name] = validated
-            columns[name] = present
-    if keyed:
-        tables["keys"] = ctx.read("keys")
-        columns["keys"] = ("pseudonym",)
-    return tables, columns
+        raw = tuple(c for c in (f"_raw_{c}" for c in cols) if c in validated.columns)
+        typed = tuple(c for c in cols if c in validated.columns)
+        tables[name] = validated
+        if is_keyed:
+            text[name], keyed[name] = raw, typed
+        else:
+            text[name] = typed + raw
+    return tables, text, keyed
 
 
 def file_label(f: ExportFile) -> str:
@@ -73,15 +82,18 @@ def scan_files(
     spark: SparkSession,
     files: Sequence[ExportFile],
     tables: Mapping[str, DataFrame],
-    columns: Mapping[str, Sequence[str]] = PSEUDONYM_COLUMNS,
+    columns: Columns = PSEUDONYM_COLUMNS,
+    keyed: Columns | None = None,
 ) -> list[str]:
     """Problems (empty: clean): rendered files holding a value of a pseudonym column of
-    ``tables``. Each file is read back once, as its catalogue format's writer declares."""
+    ``tables``: ``columns`` hold the pseudonyms' text, ``keyed`` their 64-bit keys. Each file is
+    read back once, as its catalogue format's writer declares."""
     return _scan(
         spark,
         {file_label(f): (catalog.get(f.dataset).format, f.data) for f in files},
         tables,
         columns,
+        keyed or {},
     )
 
 
@@ -89,20 +101,25 @@ def scan_export(
     spark: SparkSession,
     files: Mapping[str, bytes],
     tables: Mapping[str, DataFrame],
-    columns: Mapping[str, Sequence[str]] = PSEUDONYM_COLUMNS,
+    columns: Columns = PSEUDONYM_COLUMNS,
+    keyed: Columns | None = None,
 ) -> list[str]:
     """:func:`scan_files` on files by name under ``export/`` (the format from the name)."""
-    return _scan(spark, {n: (format_of(n), d) for n, d in files.items()}, tables, columns)
+    return _scan(
+        spark, {n: (format_of(n), d) for n, d in files.items()}, tables, columns, keyed or {}
+    )
 
 
 def _scan(
     spark: SparkSession,
     files: Mapping[str, tuple[str, bytes]],
     tables: Mapping[str, DataFrame],
-    columns: Mapping[str, Sequence[str]],
+    columns: Columns,
+    keyed: Columns,
 ) -> list[str]:
     """The tokens of every file (small: see ``export_tokens``) go to Spark and meet the
-    pseudonym columns, so the pseudonyms never come to the driver."""
+    pseudonym columns (text) and the key columns (hashed tokens), so the pseudonyms never come
+    to the driver."""
     # one row per distinct token: the package files repeat the national tokens, and which
     # file holds a hit is looked up here (a hit is a token of the files, already on the driver)
     where: dict[str, list[str]] = {}
@@ -112,8 +129,15 @@ def _scan(
     if not where or not tables:
         return []
     tokens = spark.createDataFrame([(t,) for t in sorted(where)], "token string")
-    values = pseudonym_values(tables, columns=columns)
-    hits = [r["token"] for r in find_pseudonyms(tokens, values).limit(1000).collect()]
+    found: DataFrame | None = None
+    if any(columns.get(n) for n in tables):
+        found = find_pseudonyms(tokens, pseudonym_values(tables, columns=columns))
+    if any(keyed.get(n) for n in tables):
+        by_key = find_keys(tokens, pseudonym_keys(tables, columns=keyed))
+        found = by_key if found is None else found.unionByName(by_key).distinct()
+    if found is None:
+        raise ValueError("no pseudonym column in the inputs: nothing to scan against")
+    hits = [r["token"] for r in found.limit(1000).collect()]
     by_file: dict[str, int] = {}
     for tok in hits:
         for rel in where[tok]:

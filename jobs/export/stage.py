@@ -163,9 +163,9 @@ def publish(
 
     with ctx.timer.step("export"):
         files, facts = render_all(ctx, published=published, areas=areas, specs=specs, report=report)
-        tables, columns = store_pseudonyms(ctx)
+        tables, columns, keyed = store_pseudonyms(ctx)
         # every file, national and packages, before any is written
-        leaks = scan_files(ctx.spark, files, tables, columns)
+        leaks = scan_files(ctx.spark, files, tables, columns, keyed)
         if leaks:
             raise PrivacyRefusal("leak guard stopped the export: " + "; ".join(leaks[:5]))
         packages: dict[str, dict[str, Any]] = {
