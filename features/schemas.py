@@ -90,6 +90,14 @@ INPUT_TABLES: dict[str, TableSchema] = {
                     nullable=True,
                     optional=True,
                 ),
+                # v2: the denominator of suspect rates when persons is not the register
+                C(
+                    "inhabitants_12plus",
+                    INTEGER,
+                    "registered inhabitants aged 12 or older (CBS kerncijfers)",
+                    nullable=True,
+                    optional=True,
+                ),
             ),
             key=("buurt_code",),
             required=True,

@@ -376,6 +376,11 @@ def _table_rules(
             ),
             _rule("land_area_ha.positive", F.col("land_area_ha") <= 0),
             _rule("inhabitants.negative", F.col("inhabitants") < 0),
+            _rule("inhabitants_12plus.negative", F.col("inhabitants_12plus") < 0),
+            _rule(
+                "inhabitants_12plus.above_inhabitants",
+                F.col("inhabitants_12plus") > F.col("inhabitants"),
+            ),
             _rule(
                 "geometry_wkt.not_polygon",
                 F.col("geometry_wkt").isNotNull()

@@ -65,6 +65,7 @@ class Linked:
     signals: DataFrame | None
     years: tuple[int, ...]
     areas_have_inhabitants: bool
+    areas_have_inhabitants_12plus: bool = False
 
 
 def load_linked(ctx: RunContext) -> Linked:
@@ -81,6 +82,7 @@ def load_linked(ctx: RunContext) -> Linked:
         signals=ctx.read_optional("signals_located"),
         years=tuple(state["years"]),
         areas_have_inhabitants=bool(state["areas_have_inhabitants"]),
+        areas_have_inhabitants_12plus=bool(state.get("areas_have_inhabitants_12plus")),
     )
 
 
@@ -249,6 +251,7 @@ class Ingest:
             "reference_date": v.reference_date.isoformat() if v.reference_date else None,
             "persons_have_snapshots": v.persons_have_snapshots,
             "areas_have_inhabitants": v.areas_have_inhabitants,
+            "areas_have_inhabitants_12plus": v.areas_have_inhabitants_12plus,
             "has_persons": "persons" in acc,
         }
         store.write_state(ctx.fs, ctx.store, state)  # last: the store is complete
@@ -497,7 +500,7 @@ class Indicators:
                 property_transactions=acc.get("property_transactions"),
                 household_income=acc.get("household_income"),
                 areas_have_inhabitants=linked.areas_have_inhabitants,
-                areas_have_inhabitants_12plus="inhabitants_12plus" in acc["areas"].columns,
+                areas_have_inhabitants_12plus=linked.areas_have_inhabitants_12plus,
                 population=population.get("source", "register"),
                 network_level_counts=ctx.read_optional("network_counts"),
                 youth_tie_counts=ctx.read_optional("youth_ties"),

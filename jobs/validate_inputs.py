@@ -81,6 +81,7 @@ class Validated:
     reference_date: dt.date | None = None
     persons_have_snapshots: bool = False
     areas_have_inhabitants: bool = False
+    areas_have_inhabitants_12plus: bool = False
     polygons: list[tuple[str, str]] = field(default_factory=list)
     raw: dict[str, DataFrame] = field(default_factory=dict)  # the input tables as read
     run_date_rejects: int = 0  # rows rejected by a rule that compares with the day of the run
@@ -220,6 +221,9 @@ def validate_inputs(
         crime_codes=crime_codes,
     )
     out.areas_have_inhabitants = "areas" in raws and "inhabitants" in raws["areas"].present_columns
+    out.areas_have_inhabitants_12plus = (
+        "areas" in raws and "inhabitants_12plus" in raws["areas"].present_columns
+    )
     out.persons_have_snapshots = (
         "persons" in raws and "snapshot_year" in raws["persons"].present_columns
     )
