@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 
 from zicht.features.keys import surrogate
 from zicht.features.settings import IndicatorSpec
+from zicht.features.units import UNITS
 
 EXPORT_COLUMNS = ["level", "area_code", "area_name", "year", "indicator", "value", "status"]
 STATUSES = {"ok", "suppressed", "not_covered", "not_applicable"}
@@ -36,7 +37,8 @@ AREA_CODE = {
     "wijk": re.compile(r"^WK\d{4}[0-9A-Z]{2}$"),
     "gemeente": re.compile(r"^GM\d{4}$"),
 }
-DECIMALS = {"count": 0, "euro": 0, "rate": 1, "km": 1, "share": 3, "index": 2, "class": 0}
+# the contract's rounding per unit, from the one table of units
+DECIMALS = {name: u.decimals for name, u in UNITS.items()}
 
 
 def _fmt(value: object, unit: str) -> str:

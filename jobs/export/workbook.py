@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from zicht.features.export import FORMULA_STARTS
+from zicht.features.units import UNITS
 from zicht.jobs.export.writers import CHUNK, decoded
 
 LEVEL_SHEETS = {"buurt": "Buurten", "wijk": "Wijken", "gemeente": "Gemeenten"}
@@ -36,23 +37,9 @@ SYMBOL_ROWS = [
      "bijvoorbeeld een aantal per 1000 inwoners in een gebied zonder inwoners."),
     ("0", "nul", "Er is niets geteld; nul wordt altijd gepubliceerd."),
 ]  # fmt: skip
-UNIT_NL = {
-    "count": "aantal",
-    "rate": "per 1000",
-    "share": "aandeel (0-1)",
-    "euro": "euro",
-    "km": "kilometer",
-    "index": "index",
-    "class": "klasse (1 laagste - 9 hoogste)",
-}
-NUMBER_FORMAT = {
-    "count": "0",
-    "euro": "0",
-    "rate": "0.0",
-    "km": "0.0",
-    "share": "0.000",
-    "class": "0",
-}
+# the Dutch unit names and number formats, from the one table of units (zicht.features.units)
+UNIT_NL = {name: u.label_nl for name, u in UNITS.items()}
+NUMBER_FORMAT = {name: u.excel_format for name, u in UNITS.items()}
 CODEBOOK_HEADER = ["indicator", "verschijnsel", "definitie (Engels, uit de catalogus)", "eenheid",
                    "teller", "noemer", "bronnen", "kanttekeningen", "definitie (Nederlands)"]  # fmt: skip
 # Text a spreadsheet could run as a formula (or read as an error code: "#N/A") is written as a
