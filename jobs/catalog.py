@@ -227,6 +227,11 @@ _AREA_COLUMNS = (
     ("land_area_ha", DOUBLE, "land area in hectares"),
     ("geometry_wkt", STRING, "polygon or multipolygon in RD New (null when not given)"),
     ("inhabitants", LONG, "registered inhabitants from the areas table (null when not given)"),
+    (
+        "inhabitants_12plus",
+        LONG,
+        "registered inhabitants aged 12 or older from the areas table (null when not given)",
+    ),
 )
 _COMMUNITY_COLUMNS = (
     (
