@@ -56,8 +56,9 @@ typecheck: $(STAMP) .typecheck/zicht
 check: lint typecheck
 
 # everything but the whole pipeline on the loopback cluster (about 3 min more: make test-cluster)
+# --durations: the slowest tests, printed in CI's log, keep the 15-minute budget in view
 test: check
-	$(VENV)/bin/pytest -q -m "not cluster_run"
+	$(VENV)/bin/pytest -q -m "not cluster_run" --durations=20
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not e2e and not heavy"
