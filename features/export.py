@@ -250,18 +250,26 @@ def pseudonym_values(
     """``value``: every non-null value of the pseudonym columns of the input tables (not
     distinct: the join below needs no dedup of the large side). Columns are matched
     case-insensitively; tables or columns that are absent are skipped."""
+    return _column_values(tables, columns, "string", "pseudonym column in the inputs")
+
+
+def _column_values(
+    tables: Mapping[str, DataFrame], columns: Mapping[str, Sequence[str]], kind: str, what: str
+) -> DataFrame:
+    """``value`` (cast to ``kind``): the non-null values of ``columns`` of ``tables``, one
+    union; columns are matched case-insensitively, absent ones skipped."""
     parts: list[DataFrame] = []
     for name, df in sorted(tables.items()):
         by_lower = {c.lower().strip(): c for c in df.columns}
         for col in columns.get(name, ()):
             if col in by_lower:
                 parts.append(
-                    df.select(F.col(by_lower[col]).cast("string").alias("value")).filter(
+                    df.select(F.col(by_lower[col]).cast(kind).alias("value")).filter(
                         F.col("value").isNotNull()
                     )
                 )
     if not parts:
-        raise ValueError("no pseudonym column in the inputs: nothing to scan against")
+        raise ValueError(f"no {what}: nothing to scan against")
     out = parts[0]
     for p in parts[1:]:
         out = out.unionByName(p)
@@ -273,18 +281,7 @@ def pseudonym_keys(
 ) -> DataFrame:
     """``value`` (long): every non-null value of the key columns of the store's tables (the
     64-bit keys of :mod:`zicht.features.keys`; not distinct). Absent columns are skipped."""
-    parts = [
-        df.select(F.col(c).cast("long").alias("value")).where(F.col("value").isNotNull())
-        for name, df in sorted(tables.items())
-        for c in columns.get(name, ())
-        if c in df.columns
-    ]
-    if not parts:
-        raise ValueError("no key column in the store: nothing to scan against")
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.unionByName(p)
-    return out
+    return _column_values(tables, columns, "long", "key column in the store")
 
 
 def find_keys(tokens: DataFrame, keys: DataFrame) -> DataFrame:
