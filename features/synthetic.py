@@ -647,6 +647,8 @@ def areas_table(plan: AreaPlan) -> pa.Table:
         "land_area_ha": _floats(plan.land_area_ha),
         "geometry_wkt": pa.array(wkt, pa.string()),
         "inhabitants": _ints(plan.inhabitants),
+        # the 12+ count is known only once the persons are made; persons is the register here
+        "inhabitants_12plus": pa.nulls(len(plan.buurt_code), pa.int64()),
     }
     return _table("areas", cols)
 
