@@ -54,6 +54,7 @@ from zicht.features import registry
 from zicht.features.link import LEVELS
 from zicht.features.settings import CoverageSettings, IndicatorSpec, PatternSettings, Phenomenon
 from zicht.features.smoothing import with_smoothed
+from zicht.features.themes import THEME_PASS_FUNCTIONS, gated_indicators
 from zicht.features.units import UNITS
 
 NON_PERSON_BUYERS = ("company", "foundation", "unknown")
@@ -84,6 +85,8 @@ class Sources:
     company_roles: DataFrame | None = None
     property_transactions: DataFrame | None = None
     household_income: DataFrame | None = None
+    unusual_transactions: DataFrame | None = None  # FIU-NL, declared suspicious (themes)
+    ownership: DataFrame | None = None
     areas_have_inhabitants: bool = False
     areas_have_inhabitants_12plus: bool = False
     # register: persons is the population register; extract: persons holds an extract (the
@@ -106,6 +109,8 @@ class Sources:
             "company_roles",
             "property_transactions",
             "household_income",
+            "unusual_transactions",
+            "ownership",
         ):
             if getattr(self, name) is not None:
                 have.add(name)
@@ -232,6 +237,7 @@ class PassContext:
     patterns: PatternSettings
     cut: Checkpoint = field(default=lambda df, _name: df)
     shared: dict[str, DataFrame | None] = field(default_factory=dict)
+    sectors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> SBI prefixes
 
     @property
     def hierarchy(self) -> DataFrame:
@@ -656,6 +662,7 @@ PASS_FUNCTIONS: Mapping[str, PassFunction] = {
     "journeys": _pass_journeys,
     "network": _pass_network,
     "woz": _pass_woz,
+    **THEME_PASS_FUNCTIONS,
 }
 HELPER_PASSES = {"woz": "level"}
 
@@ -699,7 +706,8 @@ def _wanted_columns(
         pass_, expr = count.pass_, count.expr
         if count.fallback is not None and src.population_from_areas:
             pass_, expr = count.fallback
-        sql = expr.format(**fill, P=spec.phenomenon, L=layer, key=spec.key)
+        sector = spec.key.split(".")[1] if "{S}" in count.pattern else ""
+        sql = expr.format(**fill, P=spec.phenomenon, L=layer, S=sector, key=spec.key)
         add(pass_, _Column(w(spec.key), sql))
     add("areas", _Column(w(LAND_KM2), "sum(land_area_ha) / 100.0"))
     for spec in derived:
@@ -713,6 +721,10 @@ def _wanted_columns(
                     summed=False,
                 ),
             )
+        if spec.method == "magnitude_sum":
+            m = registry.MAGNITUDES[spec.key]
+            add(m.pass_, _Column(_sum_of(spec.key), m.total))
+            add(m.pass_, _Column(_top_share_of(spec.key), m.top_share, summed=False))
         if spec.method == "median_distance_km" and spec.denominator:
             ph = spec.denominator.split(".", 1)[0]
             add(
@@ -728,6 +740,14 @@ def _wanted_columns(
 
 def _median_of(pairs_key: str) -> str:
     return f"_median_of__{w(pairs_key)}"
+
+
+def _sum_of(key: str) -> str:
+    return f"_sum_of__{w(key)}"
+
+
+def _top_share_of(key: str) -> str:
+    return f"_top_share_of__{w(key)}"
 
 
 def _aggregate(rows: DataFrame, keys: Sequence[str], cols: Sequence[_Column]) -> DataFrame:
@@ -828,6 +848,7 @@ METHOD_FUNCTIONS: Mapping[str, Callable[[IndicatorSpec], Column] | None] = {
     "relative_study_area": _relative,
     "composite": None,
     "composite_class": None,
+    "magnitude_sum": lambda s: F.col(_sum_of(s.key)),
 }
 
 
@@ -931,6 +952,7 @@ def build_indicators(
     coverage: Mapping[str, CoverageSettings] | None = None,
     patterns: PatternSettings | None = None,
     checkpoint: Checkpoint | None = None,
+    sectors: Mapping[str, tuple[str, ...]] | None = None,
 ) -> IndicatorResult:
     """All catalogue indicators at every level and year, plus the buurt feature table.
 
@@ -944,7 +966,10 @@ def build_indicators(
     """
     cut: Checkpoint = checkpoint or (lambda df, _name: df)
     patterns = patterns or PatternSettings()
-    skipped = skipped_indicators(specs, src.available(), population=src.population)
+    skipped = {
+        **gated_indicators(specs, patterns, sectors or {}),
+        **skipped_indicators(specs, src.available(), population=src.population),
+    }
     live = [
         s for s in specs if s.key not in skipped and (not s.phenomenon or s.phenomenon in phenomena)
     ]
@@ -954,7 +979,7 @@ def build_indicators(
 
     spark = src.areas.sparkSession
     years_df = spark.createDataFrame([(int(y),) for y in years], "year long")
-    ctx = PassContext(src, years_df, patterns, cut)
+    ctx = PassContext(src, years_df, patterns, cut, sectors=dict(sectors or {}))
     columns = _wanted_columns(counts_specs, derived_specs, src, patterns)
     wide, made = _counts_wide(ctx, columns)
     missing = sorted({c.name for cols in columns.values() for c in cols} - {c.name for c in made})
@@ -1030,9 +1055,11 @@ def _contributors(wide: DataFrame, derived: Sequence[IndicatorSpec]) -> DataFram
     unit: the pairs behind a median distance, the addresses behind a mean WOZ value."""
     parts = []
     for s in derived:
-        if s.method not in ("median_distance_km", "mean_woz") or not s.denominator:
+        if s.method not in ("median_distance_km", "mean_woz", "magnitude_sum") or not s.denominator:
             continue
         share = F.col(WOZ_TOP_SHARE) if s.method == "mean_woz" else F.lit(None)
+        if s.method == "magnitude_sum":
+            share = F.col(_top_share_of(s.key))
         parts.append(
             wide.where(F.col(w(s.denominator)) > 0).select(
                 "level",

@@ -96,6 +96,11 @@ PASSES: Mapping[str, Pass] = {
         Pass("directors", "level", "directors of many active companies, per level"),
         Pass("journeys", "level", "suspect-incident pairs with a residence, per level"),
         Pass("network", "level", "the network stage's rootedness counts, per level"),
+        # issue 19 (zicht.features.themes)
+        Pass("fiu", "level", "suspicious transactions' subjects placed in an area, per level"),
+        Pass("ownership_dwellings", "buurt", "dwellings with an ownership period in the year"),
+        Pass("sector_companies", "buurt", "company seats per sector (sectors:) and year"),
+        Pass("logies_residence", "buurt", "residents registered at a logiesfunctie address"),
     )
 }
 
@@ -204,7 +209,54 @@ COUNTS: tuple[Count, ...] = (
        rollup="distinct"),
     _c("network.resident_members_active_elsewhere", "network", _NET_TABLES, _NETWORK,
        rollup="distinct"),
+    # issue 19: FIU-NL, ownership, sectors ({S}: every sector of the sectors: catalogue)
+    _c("witwassen.fiu_suspicious_transactions", "fiu", "unusual_transactions addresses",
+       "count(DISTINCT transaction_id)", rollup="distinct"),
+    _c("witwassen.fiu_subjects", "fiu", "unusual_transactions addresses",
+       "count(DISTINCT subject_id)", rollup="distinct"),
+    _c("vastgoedfraude.unknown_owner_dwellings", "ownership_dwellings", "ownership addresses",
+       "count_if(is_unknown_owner)"),
+    _c("vastgoedfraude.unexplained_ownership_dwellings", "ownership_dwellings",
+       "ownership addresses persons household_income", "count_if(is_unexplained_ownership)",
+       register=True),
+    _c("sector.{S}.companies", "sector_companies", "companies addresses",
+       "count_if(sector = '{S}' AND active)"),
+    _c("sector.{S}.new_companies", "sector_companies", "companies addresses",
+       "count_if(sector = '{S}' AND is_new)"),
+    _c("sector.{S}.ended_companies", "sector_companies", "companies addresses",
+       "count_if(sector = '{S}' AND is_ended)"),
+    _c("sector.{S}.companies_with_suspect", "sector_companies",
+       "companies addresses company_roles incidents suspects",
+       "count_if(sector = '{S}' AND has_suspect)"),
+    _c("sector.vakantieparken.residents_logies", "logies_residence", "persons addresses",
+       "count(1)", register=True),
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Magnitude:
+    """A registered euro sum (method ``magnitude_sum``): ``total`` and ``top_share`` (the
+    largest contributor's share, for the (1, k) dominance rule) are Spark SQL aggregates over
+    the rows of ``pass_``; the catalogue entry's denominator counts the contributors (the
+    minimum-units rule)."""
+
+    key: str
+    pass_: str
+    total: str
+    top_share: str
+
+
+MAGNITUDES: Mapping[str, Magnitude] = {
+    m.key: m
+    for m in (
+        Magnitude(
+            "witwassen.fiu_amount_eur",
+            "fiu",
+            "sum(amount_share_eur)",
+            "max(subject_amount_eur) / nullif(sum(amount_share_eur), 0)",
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -227,6 +279,7 @@ METHODS: Mapping[str, Method] = {
         Method("relative_study_area", ("numerator", "denominator"), "rate / the study area's"),
         Method("composite", ("components", "weights"), "weighted mean of percentile ranks"),
         Method("composite_class", ("components",), "the composite in nine bands"),
+        Method("magnitude_sum", ("denominator",), "a registered euro sum (MAGNITUDES)"),
     )
 }
 COMPOSITE_METHODS = ("composite", "composite_class")
@@ -235,6 +288,7 @@ COMPOSITE_METHODS = ("composite", "composite_class")
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
     body = re.escape(pattern).replace(r"\{P\}", r"(?P<P>[a-z][a-z0-9_]*)")
     body = body.replace(r"\{L\}", "(?P<L>" + "|".join(LINK_LAYERS) + ")")
+    body = body.replace(r"\{S\}", r"(?P<S>[a-z][a-z0-9_]*)")
     return re.compile(f"^{body}$")
 
 

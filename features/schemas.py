@@ -233,6 +233,39 @@ INPUT_TABLES: dict[str, TableSchema] = {
             ),
             key=("household_id", "year"),
         ),
+        # v2 (issue 19): FIU-NL reports declared suspicious, and Kadaster-like ownership periods
+        TableSchema(
+            "unusual_transactions",
+            "One row per subject of a transaction FIU-NL declared suspicious (verdacht).",
+            (
+                C("transaction_id", STRING, "transaction pseudonym"),
+                C("report_date", DATE, "date of the report"),
+                C("amount_eur", INTEGER, "amount of the transaction in euros"),
+                C("subject_id", STRING, "person or company pseudonym of the subject"),
+                C("subject_kind", STRING, "person or company"),
+                C("status", STRING, "verdacht (anything else is refused: Wwft)"),
+                C("address_id", STRING, "address pseudonym of the transaction", nullable=True),
+            ),
+            key=("transaction_id", "subject_id"),
+        ),
+        TableSchema(
+            "ownership",
+            "One row per period in which an owner holds (a share of) an address (Kadaster-like).",
+            (
+                C("ownership_id", STRING, "ownership pseudonym"),
+                C("address_id", STRING, "address pseudonym"),
+                C("owner_id", STRING, "person or company pseudonym; null: unknown", nullable=True),
+                C(
+                    "owner_kind",
+                    STRING,
+                    "person, company, housing_corporation, foundation, unknown",
+                ),
+                C("share", DOUBLE, "the owner's part of the right, 0 < share <= 1"),
+                C("from_date", DATE, "start of the period"),
+                C("to_date", DATE, "end of the period", nullable=True),
+            ),
+            key=("ownership_id",),
+        ),
     )
 }
 
@@ -265,6 +298,9 @@ ROLES = ("eigenaar", "bestuurder", "vennoot", "gevolmachtigde", "aandeelhouder")
 SIGNAL_SOURCES = ("gemeente", "politie", "woningcorporatie", "belastingdienst", "riec", "overig")
 LAYERS = ("familie", "huishouden", "buren", "collega", "klasgenoot")
 BUYER_KINDS = ("person", "company", "foundation", "unknown")
+SUBJECT_KINDS = ("person", "company")
+SUSPICIOUS_STATUS = "verdacht"  # the only status that may leave FIU-NL
+OWNER_KINDS = ("person", "company", "housing_corporation", "foundation", "unknown")
 
 # Columns that hold pseudonyms of persons, addresses, companies or records: the leak guard looks
 # for their values in export/.
@@ -279,4 +315,6 @@ PSEUDONYM_COLUMNS: dict[str, tuple[str, ...]] = {
     "person_links": ("person_id_a", "person_id_b"),
     "property_transactions": ("transaction_id", "address_id", "buyer_id"),
     "household_income": ("household_id",),
+    "unusual_transactions": ("transaction_id", "subject_id", "address_id"),
+    "ownership": ("ownership_id", "address_id", "owner_id"),
 }

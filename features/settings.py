@@ -201,6 +201,22 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class UnexplainedOwnershipSettings:
+    """``patterns.unexplained_ownership``: dwellings owned by persons whose household's income
+    cannot explain them (zicht.features.themes). It classifies owners who are not suspects, so
+    it is computed only when enabled with the legal basis that allows it (CONTRACT.md,
+    ownership); the manifest's configuration records both."""
+
+    enabled: bool = False
+    legal_basis: str = ""
+    # a person owning at least this many dwellings in the year ...
+    min_dwellings: int = 2
+    # ... whose owned WOZ value (times their shares) exceeds this many times the household's
+    # standardised disposable income of the year
+    max_value_to_income: float = 20.0
+
+
+@dataclass(frozen=True)
 class PatternSettings:
     """Thresholds and code lists of the register-pattern indicators (conf: ``patterns``)."""
 
@@ -224,6 +240,11 @@ class PatternSettings:
     # jonge aanwas: residents aged youth_min_age .. youth_max_age at the end of the year
     youth_min_age: int = 12
     youth_max_age: int = 23
+    unexplained_ownership: UnexplainedOwnershipSettings = field(
+        default_factory=UnexplainedOwnershipSettings
+    )
+    # sector.<name>.companies_with_suspect: a suspect holds one of these roles in the company
+    sector_suspect_roles: tuple[str, ...] = ("eigenaar", "bestuurder", "vennoot")
 
 
 @dataclass(frozen=True)
@@ -312,6 +333,9 @@ class Settings:
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
     experiment: ExperimentSettings = field(default_factory=ExperimentSettings)
     patterns: PatternSettings = field(default_factory=PatternSettings)
+    # sector name -> SBI 2008 code prefixes (sector.<name>.* indicators; cash_intensive null:
+    # patterns.cash_intensive_sbi)
+    sectors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     phenomena: Mapping[str, Phenomenon] = field(default_factory=dict)
     indicators: tuple[IndicatorSpec, ...] = ()
 
@@ -459,9 +483,12 @@ def _phenomena(raw: Mapping[str, Any]) -> dict[str, Phenomenon]:
 
 
 def _indicators(
-    raw: Mapping[str, Any], phenomena: Mapping[str, Phenomenon]
+    raw: Mapping[str, Any],
+    phenomena: Mapping[str, Phenomenon],
+    sectors: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[IndicatorSpec, ...]:
-    allowed = {"standard", "context", "register"}
+    sectors = sectors or {}
+    allowed = {"standard", "context", "register", "sector"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(
@@ -487,11 +514,19 @@ def _indicators(
             caveats = filled.pop("caveats", "") or ph.caveats
             add(filled, {"key": f"{pkey}.{key}", "phenomenon": pkey, "caveats": caveats},
                 "standard", key)  # fmt: skip
+    # sector: exists for every sector S of the sectors catalogue, keyed sector.S.<key>, with
+    # no phenomenon (like context: a sector is not a phenomenon, it cuts across them)
+    for skey in sectors:
+        for key, body in (raw.get("sector") or {}).items():
+            filled = {k: _fill(v, skey, "{S}") for k, v in (body or {}).items()}
+            add(filled, {"key": f"sector.{skey}.{key}", "phenomenon": ""}, "sector", key)
     # register patterns belong to the phenomenon the contract names (the key's first part);
-    # a phenomenon that is not configured takes its patterns with it
+    # a phenomenon that is not configured takes its patterns with it (a sector likewise)
     for key, body in (raw.get("register") or {}).items():
         pkey = str(key).split(".", 1)[0]
-        if pkey == "context" or pkey in phenomena:
+        if pkey == "sector" and str(key).split(".")[1] in sectors:
+            add(body, {"key": key, "phenomenon": ""}, "register", key)
+        elif pkey == "context" or pkey in phenomena:
             add(body, {"key": key, "phenomenon": "" if pkey == "context" else pkey},
                 "register", key)  # fmt: skip
     for s in specs:
@@ -551,6 +586,12 @@ def _check_indicator(
             raise fail("composite_class classes one composite", "components")
         if s.method in registry.COMPOSITE_METHODS and s.min_areas < 1:
             raise fail("min_areas must be at least 1", "min_areas")
+        if s.method == "magnitude_sum" and s.key not in registry.MAGNITUDES:
+            raise fail(
+                f"no registered magnitude makes {s.key!r}"
+                f"{registry.closest(s.key, registry.MAGNITUDES)} (zicht.features.registry)",
+                "method",
+            )
         return
     if s.unit != "count":
         if not (s.numerator and s.denominator) or s.unit not in ("rate", "share"):
@@ -581,23 +622,61 @@ def _check_indicator(
         )
 
 
-def _fill(value: Any, pkey: str) -> Any:
-    """``{P}`` replaced by the phenomenon key in a string or a list of strings."""
+def _fill(value: Any, pkey: str, token: str = "{P}") -> Any:
+    """``{P}`` (or ``token``) replaced by the phenomenon (sector) key in a string or a list."""
     if isinstance(value, str):
-        return value.replace("{P}", pkey)
+        return value.replace(token, pkey)
     if isinstance(value, list):
-        return [_fill(v, pkey) for v in value]
+        return [_fill(v, pkey, token) for v in value]
     return value
+
+
+_SBI_PREFIX = re.compile(r"^\d{2,5}$")
+
+
+def _sectors(raw: Any, cash_intensive: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The sectors catalogue: name -> SBI prefixes; ``cash_intensive`` without a list takes
+    ``patterns.cash_intensive_sbi`` (one list, so the two never disagree)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError("sectors: expected a mapping of name -> SBI code prefixes", ("sectors",))
+    out: dict[str, tuple[str, ...]] = {}
+    for name, codes in raw.items():
+        path = ("sectors", str(name))
+        if not _PHENOMENON_KEY.match(str(name)):
+            raise ConfigError(f"sectors.{name}: a name is lower snake_case", path)
+        if codes is None and name == "cash_intensive":
+            codes = list(cash_intensive)
+        if not isinstance(codes, list) or not codes:
+            raise ConfigError(f"sectors.{name}: expected a non-empty list of SBI prefixes", path)
+        prefixes = tuple(str(c) for c in codes)
+        bad = [c for c in prefixes if not _SBI_PREFIX.match(c)]
+        if bad:
+            raise ConfigError(
+                f"sectors.{name}: {bad[0]!r} is not an SBI code prefix (2 to 5 digits, no dots)",
+                path,
+            )
+        out[str(name)] = prefixes
+    return out
 
 
 def settings_from_mapping(data: Mapping[str, Any]) -> Settings:
     """Build validated :class:`Settings` from a merged plain mapping (YAML content)."""
     data = dict(data)
     phenomena = _phenomena(data.pop("phenomena", {}) or {})
-    indicators = _indicators(data.pop("indicators", {}) or {}, phenomena)
+    cash = (data.get("patterns") or {}).get("cash_intensive_sbi")
+    sectors = _sectors(
+        data.pop("sectors", None),
+        PatternSettings().cash_intensive_sbi if cash is None else tuple(map(str, cash)),
+    )
+    indicators = _indicators(data.pop("indicators", {}) or {}, phenomena, sectors)
     settings: Settings = _build(Settings, data, "")
     settings = dataclasses.replace(
-        settings, phenomena=types.MappingProxyType(phenomena), indicators=indicators
+        settings,
+        phenomena=types.MappingProxyType(phenomena),
+        indicators=indicators,
+        sectors=types.MappingProxyType(sectors),
     )
     _check(settings)
     return settings
@@ -681,3 +760,15 @@ def _check(s: Settings) -> None:
         )
     if not s.phenomena:
         raise ConfigError("phenomena: the catalogue is empty")
+    owning = s.patterns.unexplained_ownership
+    if owning.enabled and not owning.legal_basis.strip():
+        raise ConfigError(
+            "patterns.unexplained_ownership: enabled needs a legal_basis (it classifies owners "
+            "who are not suspects by their income; name the legal basis that allows it)",
+            ("patterns", "unexplained_ownership", "legal_basis"),
+        )
+    if owning.min_dwellings < 2 or owning.max_value_to_income <= 0:
+        raise ConfigError(
+            "patterns.unexplained_ownership: min_dwellings >= 2 and max_value_to_income > 0",
+            ("patterns", "unexplained_ownership"),
+        )

@@ -20,7 +20,8 @@ Design, so that the national scale (17.9M persons) needs no rewrite:
 
 The planted patterns (drug hot-spot buurten, criminal groups with brokers, addresses with many
 companies, directors of many companies, overbewoning dwellings, doorsluiswoningen) are written as
-ground truth so tests and notebooks can check that the toolkit recovers them.
+ground truth so tests and notebooks can check that the toolkit recovers them; so is a decoy for
+the anomaly score, each chunk's most populous buurt with nothing planted (big but ordinary).
 """
 
 from __future__ import annotations
@@ -1646,6 +1647,31 @@ def _gen_chunk(
     yield TRUTH_PREFIX + "criminal_groups", gt
     for name, parts in truth.items():
         yield TRUTH_PREFIX + name, pa.concat_tables(parts)
+    yield TRUTH_PREFIX + "big_ordinary_buurten", _big_ordinary_buurt(c, truth, gt)
+
+
+def _big_ordinary_buurt(c: _Chunk, truth: dict[str, list[pa.Table]], groups: pa.Table) -> pa.Table:
+    """Decoy for the anomaly score: the chunk's most populous buurt where nothing is planted
+    (its counts are the chunk's highest, its rates ordinary). Read from the plan and the truth,
+    with no random draw, so every other table and pattern stays as it was."""
+    codes = c.plan.buurt_code[c.b0 : c.b0 + c.nb]
+    planted = {
+        str(b)
+        for parts in truth.values()
+        for t in parts
+        if "buurt_code" in t.column_names
+        for b in t.column("buurt_code")
+    }
+    planted |= {str(b) for b in groups.column("home_buurt_code")}
+    planted |= set(codes[c.plan.is_hotspot[c.b0 : c.b0 + c.nb]].tolist())
+    inh = np.where(np.isin(codes, sorted(planted)), -1, c.plan.inhabitants[c.b0 : c.b0 + c.nb])
+    b = int(np.argmax(inh))
+    return pa.table(
+        {
+            "buurt_code": pa.array([str(codes[b])], pa.string()),
+            "inhabitants": pa.array([int(inh[b])], pa.int64()),
+        }
+    )
 
 
 # ------------------------------------------------------------------------------ entry points
@@ -1680,7 +1706,11 @@ def generate(
     )
     seqs = np.random.SeedSequence(seed).spawn(len(plan.chunks))
     for chunk_no, seq in enumerate(seqs):
-        yield from _gen_chunk(params, plan, chunk_no, seq, seed, snapshot_years)
+        chunk = _gen_chunk(params, plan, chunk_no, seq, seed, snapshot_years)
+        # issue 19's tables (FIU-NL, ownership, holiday parks) from the chunk's own pieces
+        from zicht.features.synthetic_themes import with_themes
+
+        yield from with_themes(chunk, params=params, seed=seed, chunk_no=chunk_no)
 
 
 def truth_summary(

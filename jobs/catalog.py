@@ -271,6 +271,45 @@ _EXPORT_COLUMNS = (
     ("status", STRING, "ok, suppressed, not_covered or not_applicable"),
 )
 
+_TREND_EXPORT_COLUMNS = (
+    ("level", STRING, "buurt, wijk or gemeente"),
+    ("area_code", STRING, "CBS code of the area"),
+    ("area_name", STRING, "CBS name of the area"),
+    ("indicator", STRING, "indicator key (see codebook.csv)"),
+    ("first_year", INTEGER, "first year of the period; empty unless status is ok"),
+    ("last_year", INTEGER, "last year of the period; empty unless status is ok"),
+    ("value_last", DOUBLE, "the published value of the last year"),
+    ("change_last", DOUBLE, "the last year's published value minus the year before's"),
+    ("change_last_relative", DOUBLE, "that change over the year before's value (empty: 0)"),
+    (
+        "lower_last",
+        DOUBLE,
+        "95 % lower bound of the last year's value, from the published numbers (exact "
+        "Poisson for counts and rates, Wilson for shares)",
+    ),
+    ("upper_last", DOUBLE, "95 % upper bound, likewise"),
+    (
+        "trend_per_year",
+        DOUBLE,
+        "relative change per year of the Poisson trend over the period (0.1: +10 % a year)",
+    ),
+    ("trend_lower", DOUBLE, "95 % lower bound of trend_per_year"),
+    ("trend_upper", DOUBLE, "95 % upper bound of trend_per_year"),
+    ("q_value", DOUBLE, "Benjamini-Hochberg q-value over the level's areas of the indicator"),
+    ("is_significant", BOOLEAN, "q_value <= the false discovery rate (model.fdr_alpha)"),
+    (
+        "status",
+        STRING,
+        "ok; suppressed (a year, or its numerator or denominator, is not published); "
+        "not_exact (a buurt not placed exactly in every year)",
+    ),
+    (
+        "trend_status",
+        STRING,
+        "ok, too_few_years, all_zero, not_estimable (all counts in the first or last year) "
+        "or not_a_count (a share); empty unless status is ok",
+    ),
+)
 
 _CODEBOOK_COLUMNS = (
     ("indicator", STRING, "indicator key"),
@@ -427,8 +466,8 @@ def _datasets() -> tuple[Dataset, ...]:
                 (
                     "anomaly_score",
                     DOUBLE,
-                    "isolation-forest anomaly score on the smoothed, "
-                    "scaled rates, shares and distances; higher is more unusual",
+                    "mean percentile rank (0-1] of the isolation-forest score and the robust "
+                    "register score (zicht.models.anomaly); higher is more unusual",
                 ),
             ),
             "one row per (buurt_code, year): area type, anomaly score and hot spots per phenomenon",
@@ -465,6 +504,32 @@ def _datasets() -> tuple[Dataset, ...]:
             ),
         ),
         Dataset(
+            "area_anomaly_drivers",
+            "restricted/area_anomaly_drivers.parquet",
+            out,
+            restricted,
+            "parquet",
+            _schema(
+                ("buurt_code", STRING, "CBS buurt code"),
+                ("year", LONG, "calendar year"),
+                ("part", STRING, "robust (register features) or forest (isolation forest)"),
+                ("part_score", DOUBLE, "the area-year's score on that part; higher: more unusual"),
+                ("part_rank", LONG, "rank of the area-year on that part (1 = most unusual)"),
+                ("driver_rank", INTEGER, "1 = the feature that drives the part's score most"),
+                ("feature", STRING, "area feature column"),
+                ("feature_group", STRING, "register, police, signals, network or context"),
+                (
+                    "feature_z",
+                    DOUBLE,
+                    "robust z of the smoothed value (robust) or standardised log value (forest)",
+                ),
+                ("feature_value", DOUBLE, "the feature's smoothed value in the area-year"),
+                ("feature_median", DOUBLE, "the feature's median over all area-years"),
+            ),
+            "area-level, person-free: the features behind each area-year's anomaly score",
+            optional=True,  # skipped with the area models
+        ),
+        Dataset(
             "network_members",
             "restricted/network_members.parquet",
             out,
@@ -489,6 +554,58 @@ def _datasets() -> tuple[Dataset, ...]:
             optional=True,
             strict_columns=False,
             column_patterns=(_SHARE_PATTERN,),
+        ),
+        Dataset(
+            "indicator_intervals",
+            "restricted/indicator_intervals.parquet",
+            out,
+            restricted,
+            "parquet",
+            _schema(
+                *_CELL_KEY,
+                ("unit", STRING, "count, rate or share"),
+                ("value", DOUBLE, "value before disclosure control"),
+                ("lower", DOUBLE, "95 % lower bound: exact Poisson (Garwood) or Wilson"),
+                ("upper", DOUBLE, "95 % upper bound: exact Poisson (Garwood) or Wilson"),
+                ("interval_method", STRING, "garwood (counts, rates) or wilson (shares)"),
+                ("previous_value", DOUBLE, "the value of the year before (null: none)"),
+                ("change", DOUBLE, "value minus the previous year's"),
+                ("change_relative", DOUBLE, "change over the previous year's value (null: 0)"),
+            ),
+            "per cell of a count, rate or share: its 95 % interval and its change against the "
+            "previous year, before disclosure control (zicht.models.trends)",
+        ),
+        Dataset(
+            "indicator_trends",
+            "restricted/indicator_trends.parquet",
+            out,
+            restricted,
+            "parquet",
+            _schema(
+                ("level", STRING, "buurt, wijk or gemeente"),
+                ("area_code", STRING, "CBS code of the area"),
+                ("indicator", STRING, "indicator key of the catalogue (a count or a rate)"),
+                ("unit", STRING, "count or rate"),
+                ("first_year", INTEGER, "first usable year (null: none)"),
+                ("last_year", INTEGER, "last usable year (null: none)"),
+                ("n_years", INTEGER, "usable years of the period"),
+                ("total_count", DOUBLE, "the counts (a rate's numerator) summed over them"),
+                ("slope_per_year", DOUBLE, "Poisson regression slope b: log rate ratio per year"),
+                ("slope_se", DOUBLE, "Wald standard error of b (Fisher information)"),
+                ("rate_ratio_per_year", DOUBLE, "exp(b): the factor per year"),
+                ("rate_ratio_lower", DOUBLE, "95 % Wald lower bound of exp(b)"),
+                ("rate_ratio_upper", DOUBLE, "95 % Wald upper bound of exp(b)"),
+                ("p_value", DOUBLE, "Wald p-value of b = 0, two-sided"),
+                (
+                    "q_value",
+                    DOUBLE,
+                    "Benjamini-Hochberg q-value over the level's areas of the indicator",
+                ),
+                ("is_significant", BOOLEAN, "q_value <= model.fdr_alpha"),
+                ("trend_status", STRING, "ok, too_few_years, all_zero or not_estimable"),
+            ),
+            "per area and count or rate: the Poisson trend over the period with its interval "
+            "and FDR flag, before disclosure control (zicht.models.trends)",
         ),
         Dataset(
             "disclosure_audit",
@@ -659,6 +776,17 @@ def _datasets() -> tuple[Dataset, ...]:
             "one row per published indicator, generated from the catalogue",
         ),
         Dataset(
+            "trends",
+            "export/trends.csv",
+            out,
+            partner,
+            "csv",
+            _schema(*_TREND_EXPORT_COLUMNS),
+            "per area and count, rate or share: last year's change and interval and the trend "
+            "over the period, computed from the published values only, where every year is "
+            "published",
+        ),
+        Dataset(
             "disclosure_report",
             "export/disclosure_report.json",
             out,
@@ -730,6 +858,17 @@ def _datasets() -> tuple[Dataset, ...]:
             "csv",
             _schema(*_CODEBOOK_COLUMNS),
             "the national codebook",
+            optional=True,
+            readers="one partner",
+        ),
+        Dataset(
+            "partner_trends",
+            "export/partners/<partner>/trends.csv",
+            out,
+            partner,
+            "csv",
+            _schema(*_TREND_EXPORT_COLUMNS),
+            "the national trend rows of the partner's gemeenten",
             optional=True,
             readers="one partner",
         ),

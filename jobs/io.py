@@ -223,6 +223,15 @@ def read_input(
     else:
         select.append(F.lit(None).cast("string").alias(CORRUPT))
         select.append(F.array().cast(_NAMES).alias(INVALID_ENCODING))
+    if name == "unusual_transactions":
+        from zicht.features.themes import UNDECLARED_MESSAGE, undeclared_rows
+
+        # Wwft: an unusual transaction FIU-NL has not declared suspicious may not be here at
+        # all; one narrow scan of the status column, before anything is written
+        if not undeclared_rows(
+            frame.select(F.col(f"`{lowered['status']}`").alias("status"))
+        ).isEmpty():
+            raise ForbiddenColumn(f"table {name}: {UNDECLARED_MESSAGE}")
     return RawInput(
         name=name,
         path=path,

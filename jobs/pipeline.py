@@ -16,8 +16,8 @@ The stages and their hand-overs (names as in :mod:`zicht.jobs.catalog`)::
     store ──network──▶ restricted/network_members, communities, community_*.csv
                   └──▶ stage: cooffending_edges, network_counts, youth_ties
     store + stage ──indicators──▶ restricted/indicators, area_features, areas,
-                                  magnitude_contributors
-    restricted ──models──▶ restricted/area_typology (+ the MLflow model)
+                                  magnitude_contributors, indicator_intervals, indicator_trends
+    restricted ──models──▶ restricted/area_typology, area_anomaly_drivers (+ the MLflow model)
     restricted ──export──▶ restricted/disclosure_audit, export/*, the release register
 """
 
@@ -478,7 +478,8 @@ class Indicators:
 
     name = "indicators"
     needs = ("validated", "incidents_located", "residence", "network_counts", "youth_ties")
-    produces = ("indicators", "area_features", "areas", "magnitude_contributors")
+    produces = ("indicators", "area_features", "areas", "magnitude_contributors",
+                "indicator_intervals", "indicator_trends")  # fmt: skip
 
     def run(self, ctx: RunContext) -> StageResult:
         from zicht.features.indicators import IndicatorResult, Sources, build_indicators
@@ -499,6 +500,8 @@ class Indicators:
                 company_roles=acc.get("company_roles"),
                 property_transactions=acc.get("property_transactions"),
                 household_income=acc.get("household_income"),
+                unusual_transactions=acc.get("unusual_transactions"),
+                ownership=acc.get("ownership"),
                 areas_have_inhabitants=linked.areas_have_inhabitants,
                 areas_have_inhabitants_12plus=linked.areas_have_inhabitants_12plus,
                 population=population.get("source", "register"),
@@ -512,13 +515,14 @@ class Indicators:
                 specs=settings.indicators,
                 coverage=settings.coverage,
                 patterns=settings.patterns,
+                sectors=settings.sectors,
                 checkpoint=lambda df, name: ctx.write("indicator_checkpoint", df, checkpoint=name)[
                     0
                 ],
             )
             # status (ok, not_applicable, not_covered) beside the contract's columns, so that
             # `zicht export --from` can apply other disclosure rules without recomputing
-            _, rec = ctx.write(
+            written, rec = ctx.write(
                 "indicators",
                 built.cells.select("level", "area_code", "year", "indicator", "value", "status"),
             )
@@ -532,6 +536,16 @@ class Indicators:
             result.outputs[ctx.relative("areas")] = rec
             _, rec = ctx.write("area_features", built.area_features)
             result.outputs[ctx.relative("area_features")] = rec
+            # intervals, changes and trends of the unrounded cells, for the analysts
+            from zicht.models.trends import build_indicator_intervals, build_indicator_trends
+
+            for name, frame in (
+                ("indicator_intervals", build_indicator_intervals(written, specs=settings.indicators)),
+                ("indicator_trends", build_indicator_trends(written, specs=settings.indicators,
+                    fdr_alpha=settings.model.fdr_alpha, years=linked.years)),
+            ):  # fmt: skip
+                _, rec = ctx.write(name, frame)
+                result.outputs[ctx.relative(name)] = rec
         result.facts["skipped_indicators"] = dict(built.skipped)
         result.facts["population"] = population
         if settings.plausibility.reference:
@@ -618,9 +632,10 @@ class AreaModels:
 
     name = "models"
     needs = ("area_features", "areas")
-    produces = ("area_typology",)
+    produces = ("area_typology", "area_anomaly_drivers")
 
     def run(self, ctx: RunContext) -> StageResult:
+        from zicht.models.anomaly import feature_groups_from_catalogue
         from zicht.models.typology import (
             fit_area_models,
             profile_columns_from_catalogue,
@@ -630,6 +645,7 @@ class AreaModels:
         settings = ctx.settings
         result = StageResult()
         ctx.fs.delete(ctx.location("area_typology"))
+        ctx.fs.delete(ctx.location("area_anomaly_drivers"))
         with ctx.timer.step("area_models"):
             # one row per buurt and year: small by construction
             features = ctx.read("area_features").toPandas()
@@ -642,6 +658,7 @@ class AreaModels:
                     rate_parts=rate_parts_from_catalogue(live),
                     geometry_wkt=geometry_by_buurt(ctx.read("areas")),
                     anomaly_columns=profile_columns_from_catalogue(live),
+                    feature_groups=feature_groups_from_catalogue(live),
                 )
             except ValueError as exc:
                 # nothing varies between the areas (one buurt, or no data): no typology to fit
@@ -650,6 +667,10 @@ class AreaModels:
             typ = ctx.spark.createDataFrame(model.typology)
             _, rec = ctx.write("area_typology", typ)
             result.outputs[ctx.relative("area_typology")] = rec
+            # area-level and person-free (one row per area-year and driver): small
+            drivers = ctx.spark.createDataFrame(model.anomaly_drivers)
+            _, rec = ctx.write("area_anomaly_drivers", drivers)
+            result.outputs[ctx.relative("area_anomaly_drivers")] = rec
             result.value = model
         return result
 

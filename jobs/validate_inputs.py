@@ -64,6 +64,8 @@ ORDER = (
     "person_links",
     "property_transactions",
     "household_income",
+    "unusual_transactions",
+    "ownership",
 )
 
 # The most rows of duplicated keys or dangling references collected to the driver and

@@ -53,18 +53,16 @@ Steps (``fit_area_models``):
    (subsampling rather than the classical bootstrap: duplicated rows would fake density for
    HDBSCAN; half rather than 80 %: HDBSCAN's spanning tree costs O(n^2)), each resample's
    model labelling all rows (HDBSCAN's minimum cluster size halved with the sample). Types are numbered by size (0 = largest).
-5. ``anomaly_score``: ``-IsolationForest.score_samples`` (higher is more unusual; Liu, Ting
-   & Zhou 2008) on the columns of Z that say what an area is like, each quantity once
-   (:func:`profile_columns_from_catalogue`: rates, shares, distances; no counts, no smoothed,
-   relative or composite copies). On all of Z a single register pattern (one address with 26
-   companies) was one extreme value among ~160 columns in which each crime rate appears five
-   times, and the planted company-cluster buurten ranked 11th and 37th of 77 at ``small``; on
-   the profile columns (and with the prior of step 2 floored, so rare register rates survive
-   smoothing) they rank 5th and 10th (4th-12th over forest seeds), behind the planted group
-   homes and overcrowded dwellings. Robust to tiny populations because it sees smoothed rates. Its feature
-   importance is a permutation importance on the areas it flags (``anomaly_contamination``):
-   the mean drop of their score when one feature's values are drawn at random from all areas
-   (seeded; at most 1000 flagged areas).
+5. ``anomaly_score`` (:mod:`zicht.models.anomaly`, which documents the method and the
+   decoys it guards against): the mean of two percentile ranks, the isolation forest's
+   (Liu, Ting & Zhou 2008) on the columns of Z that say what an area is like, each quantity
+   once (:func:`profile_columns_from_catalogue`: rates, shares, distances; no counts, no
+   smoothed, relative or composite copies), and a robust per-feature score on the smoothed
+   register rates (the largest robust z, median/MAD, over the register features, so that one
+   extreme register value counts). The forest alone ranked the planted company-cluster buurten
+   5th and 10th of 77 at ``small``; one address with 26 companies is one extreme value among
+   ~50 columns, which a forest seldom splits on. The features behind each area's score are
+   ``AreaModelResult.anomaly_drivers``.
 6. Hot spots (``zicht.models.hotspots``) of the smoothed ``<P>_incidents_per_1000`` per
    phenomenon and year, on polygon contiguity when ``geometry_wkt`` is given (islands take
    their ``settings.knn`` nearest centroids), else on the ``settings.knn`` nearest centroids:
@@ -94,7 +92,6 @@ import scipy.stats
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import HDBSCAN, KMeans
 from sklearn.decomposition import PCA
-from sklearn.ensemble import IsolationForest
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.impute import SimpleImputer
 from sklearn.metrics import adjusted_rand_score, silhouette_score
@@ -106,6 +103,7 @@ from threadpoolctl import threadpool_limits
 
 from zicht.features.settings import SENSITIVE_FEATURE_WORDS, IndicatorSpec, ModelSettings
 from zicht.features.smoothing import marshall_prior, marshall_smooth
+from zicht.models.anomaly import score_anomalies
 from zicht.models.hotspots import (
     QUADRANT_LABELS,
     benjamini_hochberg,
@@ -143,7 +141,6 @@ SILHOUETTE_SAMPLE = 4000  # silhouette is O(n^2); a seeded sample of 4000 rows i
 HDBSCAN_COMPONENTS = 5
 HDBSCAN_MIN_SAMPLES = 10  # core distance from 10 neighbours: min_cluster_size (the default)
 # would cost a 140-neighbour search at national scale for little change in the result
-IMPORTANCE_SAMPLE = 1000
 PROFILE_TOP = 3
 PROFILE_MIN_Z = 0.5  # a cluster mean within half a standard deviation of the mean is "typical"
 NOT_SIGNIFICANT = "ns"
@@ -172,7 +169,9 @@ class AreaModelResult:
         ``bic``, ``noise_share``, ``fit_seconds``, ``is_chosen``.
     chosen: the name of the chosen candidate (e.g. ``kmeans_k6``).
     anomaly_importance: ``feature``, ``importance`` (mean drop of the flagged areas'
-        anomaly_score when the feature is shuffled), most important first.
+        isolation-forest score when the feature is shuffled), most important first.
+    anomaly_drivers: the features behind each area-year's anomaly score, long
+        (``zicht.models.anomaly.DRIVER_COLUMNS``; ``restricted/area_anomaly_drivers``).
     features: the input rows the models were fitted on (keys and feature columns, sorted), so
         the tracking job can log the dataset and its digest.
     weights: ``contiguity`` or ``knn``: the spatial weights the hot spots used.
@@ -188,6 +187,7 @@ class AreaModelResult:
     candidates: pd.DataFrame = field(default_factory=pd.DataFrame)
     chosen: str = ""
     anomaly_importance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    anomaly_drivers: pd.DataFrame = field(default_factory=pd.DataFrame)
     features: pd.DataFrame = field(default_factory=pd.DataFrame)
     weights: str = ""
 
@@ -292,22 +292,29 @@ class AreaFeatureTransformer(TransformerMixin, BaseEstimator):  # type: ignore[m
         return self
 
     def transform(self, X: pd.DataFrame) -> npt.NDArray[np.float64]:  # noqa: N803
+        out = self.smoothed_matrix(X)
+        return _signed_log1p(out) if self.log else out
+
+    def smoothed_matrix(self, X: pd.DataFrame) -> npt.NDArray[np.float64]:  # noqa: N803
+        """Every column after smoothing, before the log, as one float array (the columns of
+        ``feature_names_in_``). The frame is converted to numpy once and the rates are
+        replaced column by column in the array: no wide float copy of the frame."""
         if not isinstance(X, pd.DataFrame):
             raise TypeError("AreaFeatureTransformer needs a DataFrame with named columns")
         cols = [str(c) for c in self.feature_names_in_]
         missing = [c for c in cols if c not in X.columns]
         if missing:
             raise ValueError(f"missing feature columns: {missing}")
-        frame = X[cols].astype(float)
+        out = X[cols].to_numpy(dtype=float, copy=True)  # never a view of the caller's frame
+        position = {c: j for j, c in enumerate(cols)}
         per_of = {rate: per for rate, _n, _d, per in self.parts}
         num_of = {rate: (num, den) for rate, num, den, _p in self.parts}
         for rate, (b, a) in self.priors_.items():
             num, den = num_of[rate]
-            frame[rate] = per_of[rate] * _marshall_smooth(
-                frame[num].to_numpy(), frame[den].to_numpy(), b, a
+            out[:, position[rate]] = per_of[rate] * _marshall_smooth(
+                out[:, position[num]], out[:, position[den]], b, a
             )
-        out = frame.to_numpy(dtype=float)
-        return _signed_log1p(out) if self.log else out
+        return out
 
     def smoothed(self, X: pd.DataFrame, column: str) -> npt.NDArray[np.float64]:  # noqa: N803
         """One column after smoothing, before the log (what Gi* is computed on)."""
@@ -615,6 +622,7 @@ class PreparedAreas:
     prep: Pipeline  # smoothing, imputation, constant-column drop, scaling (fitted)
     Z: FloatArray  # noqa: N815
     kept_columns: list[str]  # the columns of Z
+    smoothed: FloatArray  # every feature column smoothed, before the log (feature_columns)
 
 
 def prepare_area_features(
@@ -643,25 +651,36 @@ def prepare_area_features(
         for rate, (num, den, per) in sorted(parts.items())
         if {rate, num, den} <= set(feature_columns)
     )
-    prep = Pipeline(
+    # The smoothed features (before the log) are computed once, here, on one float array: the
+    # rest of the preprocessing, the robust anomaly part and Gi* all read that array.
+    smoother = AreaFeatureTransformer(parts=part_rows).fit(X)
+    smoothed = smoother.smoothed_matrix(X)
+    rest = Pipeline(
         [
-            ("smooth", AreaFeatureTransformer(parts=part_rows)),
             ("impute", SimpleImputer(strategy="median")),
             ("drop_constant", VarianceThreshold(0.0)),
             ("scale", StandardScaler()),
         ]
     )
     try:
-        Z = prep.fit_transform(X)  # noqa: N806
+        Z = rest.fit_transform(_signed_log1p(smoothed))  # noqa: N806
     except ValueError as exc:  # VarianceThreshold: no column varies (or a single area)
         raise ValueError(
             f"no feature varies between the {len(X)} area-year(s) after smoothing: nothing to "
             "build a typology on (the job should skip the area models and say so)"
         ) from exc
+    # the fitted steps as one pipeline: the MLflow model scores a DataFrame of new areas
+    prep = Pipeline([("smooth", smoother), *rest.steps])
     Z = np.asarray(Z, dtype=float)  # noqa: N806
     kept = [str(c) for c in prep[:-1].get_feature_names_out()] if Z.shape[1] else []
     return PreparedAreas(
-        data=data, X=X, feature_columns=feature_columns, prep=prep, Z=Z, kept_columns=kept
+        data=data,
+        X=X,
+        feature_columns=feature_columns,
+        prep=prep,
+        Z=Z,
+        kept_columns=kept,
+        smoothed=smoothed,
     )
 
 
@@ -673,6 +692,7 @@ def fit_area_models(
     rate_parts: RateParts | None = None,
     geometry_wkt: Mapping[str, str] | None = None,
     anomaly_columns: Sequence[str] | None = None,
+    feature_groups: Mapping[str, str] | None = None,
 ) -> AreaModelResult:
     """Fit the typology, anomaly score and hot spots on one row per (buurt_code, year).
 
@@ -681,6 +701,9 @@ def fit_area_models(
     ``anomaly_columns``: the features the isolation forest sees (from
     :func:`profile_columns_from_catalogue`); by default all, and all when fewer than two of them
     are among the features used.
+    ``feature_groups`` maps feature columns to their group (from
+    :func:`zicht.models.anomaly.feature_groups_from_catalogue`); the robust part of the anomaly
+    score reads the ``register`` ones, and without any the score is the forest's alone.
     ``geometry_wkt`` maps buurt_code to its polygon (WKT, RD New): hot spots then use polygon
     contiguity; without it (or for buurten it lacks), the nearest centroids.
     """
@@ -696,6 +719,7 @@ def fit_area_models(
             rate_parts=rate_parts,
             geometry_wkt=geometry_wkt,
             anomaly_columns=anomaly_columns,
+            feature_groups=feature_groups,
         )
 
 
@@ -707,6 +731,7 @@ def _fit_area_models(
     rate_parts: RateParts | None,
     geometry_wkt: Mapping[str, str] | None,
     anomaly_columns: Sequence[str] | None,
+    feature_groups: Mapping[str, str] | None,
 ) -> AreaModelResult:
     started = time.perf_counter()
     prepared = prepare_area_features(features, settings=settings, rate_parts=rate_parts)
@@ -751,16 +776,19 @@ def _fit_area_models(
     on = [j for j, c in enumerate(kept) if c in wanted]
     if len(on) < 2:
         on = list(range(len(kept)))
-    Za = Z[:, on]  # noqa: N806
-    forest = IsolationForest(
-        n_estimators=200,
+    smoothed = prepared.smoothed
+    anomaly = score_anomalies(
+        Z[:, on],
+        [kept[j] for j in on],
+        smoothed,
+        prepared.feature_columns,
+        groups=feature_groups or {},
+        buurt_code=data["buurt_code"].to_numpy(),
+        year=data["year"].to_numpy(),
         contamination=settings.anomaly_contamination,
-        random_state=settings.seed,
-    ).fit(Za)
-    anomaly = -forest.score_samples(Za)
-    metrics["anomaly_share"] = float((forest.predict(Za) < 0).mean())
-    metrics["n_anomaly_features"] = float(len(on))
-    importance = _anomaly_importance(forest, Za, [kept[j] for j in on], settings.seed)
+        seed=settings.seed,
+    )
+    metrics.update(anomaly.metrics)
     metrics["fit_anomaly_seconds"] = time.perf_counter() - t0
 
     typology = pd.DataFrame(
@@ -768,13 +796,12 @@ def _fit_area_models(
             "buurt_code": data["buurt_code"].astype(str),
             "year": data["year"].astype("int64"),
             "cluster": labels.astype("int64"),
-            "anomaly_score": anomaly.astype(float),
+            "anomaly_score": anomaly.score,
         }
     )
-    smoother: AreaFeatureTransformer = prepared.prep.named_steps["smooth"]
     t0 = time.perf_counter()
     spots, hot_metrics, weights_kind = _hotspots(
-        data, X, smoother, phenomena, settings, geometry_wkt
+        data, smoothed, prepared.feature_columns, phenomena, settings, geometry_wkt
     )
     # contract columns first (hotspot_z_<P>), then the extra statistics per phenomenon
     z_cols = [f"hotspot_z_{p}" for p in phenomena]
@@ -795,7 +822,8 @@ def _fit_area_models(
         locations=data[["buurt_code", "year", "x", "y"]].copy(),
         candidates=table,
         chosen=best.spec.name,
-        anomaly_importance=importance,
+        anomaly_importance=anomaly.importance,
+        anomaly_drivers=anomaly.drivers,
         features=data[["buurt_code", "year", *prepared.feature_columns]].copy(),
         weights=weights_kind,
     )
@@ -810,61 +838,22 @@ def _select_features(data: pd.DataFrame, settings: ModelSettings) -> list[str]:
         candidates = list(settings.features)
     else:
         candidates = [str(c) for c in data.columns if c not in KEY_COLUMNS]
+    dtypes = data.dtypes
     numeric = [
         c
         for c in candidates
-        if pd.api.types.is_numeric_dtype(data[c]) and not pd.api.types.is_bool_dtype(data[c])
+        if pd.api.types.is_numeric_dtype(dtypes[c]) and not pd.api.types.is_bool_dtype(dtypes[c])
     ]
     if settings.features and len(numeric) < len(candidates):
         raise ValueError(
             f"model.features must be numeric: {sorted(set(candidates) - set(numeric))}"
         )
     # a column with no value at all carries nothing (a source absent for every area)
-    usable = [c for c in numeric if data[c].notna().any()]
+    has_value = np.asarray(data[numeric].notna().to_numpy().any(axis=0), dtype=bool).tolist()
+    usable = [c for c, ok in zip(numeric, has_value, strict=True) if ok]
     if not usable:
         raise ValueError("area features have no numeric feature column with values")
     return usable
-
-
-def _anomaly_importance(
-    forest: IsolationForest,
-    Z: FloatArray,  # noqa: N803
-    columns: list[str],
-    seed: int,
-) -> pd.DataFrame:
-    """Permutation importance of the anomaly score, on the areas the forest flags as anomalous.
-
-    An isolation forest has no target, so the usual permutation importance (loss of a score
-    against labels) does not apply. What an analyst asks is *why are these areas unusual*: for
-    each feature, the flagged areas' values are replaced by values drawn at random from all
-    areas (seeded), and the importance is the mean drop of their anomaly score. A feature the
-    unusual areas are unusual on makes them ordinary when shuffled away. At most
-    ``IMPORTANCE_SAMPLE`` flagged areas are used.
-    """
-    rng = np.random.default_rng(seed)
-    flagged = np.flatnonzero(forest.predict(Z) < 0)
-    if len(flagged) == 0:
-        flagged = np.arange(len(Z))
-    if len(flagged) > IMPORTANCE_SAMPLE:
-        flagged = np.sort(rng.choice(flagged, size=IMPORTANCE_SAMPLE, replace=False))
-    sample = Z[flagged]
-    m, d = sample.shape
-    base = -forest.score_samples(sample)
-    values: list[float] = []
-    # one score_samples call per chunk of features (each call costs a pass over 200 trees, so
-    # a call per feature took 25 s for 120 features): at most ~100k stacked rows per call
-    per_call = max(1, 100_000 // max(m, 1))
-    for start in range(0, d, per_call):
-        cols = range(start, min(d, start + per_call))
-        stacked = np.repeat(sample[None, :, :], len(cols), axis=0)
-        for slot, j in enumerate(cols):
-            stacked[slot, :, j] = Z[rng.integers(0, len(Z), size=m), j]
-        scores = -forest.score_samples(stacked.reshape(-1, d)).reshape(len(cols), m)
-        values += [float(v) for v in (base[None, :] - scores).mean(axis=1)]
-    out = pd.DataFrame({"feature": columns, "importance": values})
-    return out.sort_values(["importance", "feature"], ascending=[False, True]).reset_index(
-        drop=True
-    )
 
 
 def _year_weights(
@@ -880,8 +869,8 @@ def _year_weights(
 
 def _hotspots(
     data: pd.DataFrame,
-    X: pd.DataFrame,  # noqa: N803
-    smoother: AreaFeatureTransformer,
+    smoothed: FloatArray,
+    columns: Sequence[str],
     phenomena: Sequence[str],
     settings: ModelSettings,
     geometry_wkt: Mapping[str, str] | None,
@@ -911,8 +900,8 @@ def _hotspots(
         mi, mq = np.full(n, np.nan), np.full(n, np.nan)
         mtype = np.full(n, NOT_SIGNIFICANT, dtype=object)
         counts = dict.fromkeys(("hot", "cold", *QUADRANT_LABELS.values()), 0)
-        if column in X.columns:
-            values = smoother.smoothed(X, column)
+        if column in columns:
+            values = smoothed[:, list(columns).index(column)]
             for position, (idx, (w, _kind)) in enumerate(zip(years, weights, strict=True)):
                 v = values[idx]
                 if not np.isfinite(v).any():

@@ -24,6 +24,7 @@ from zicht.jobs.export.csvfile import render_csv
 from zicht.jobs.export.geo import map_indicators, render_geojson
 from zicht.jobs.export.jsonfile import render_json
 from zicht.jobs.export.report import build_report_html
+from zicht.jobs.export.trends import gemeente_trend_html, render_trends
 from zicht.jobs.export.workbook import write_xlsx
 from zicht.jobs.export.writers import ExportFile
 
@@ -117,6 +118,7 @@ def render_files(
     present: set[str] | None = None,
     first: Sequence[str] = (),
     title: str = "",
+    trends: pd.DataFrame | None = None,
 ) -> list[ExportFile]:
     """Every file of one set: ``partner`` None for the national ``export/``, else the
     partner's package (datasets ``partner_*`` with ``partner`` as placeholder). ``present``:
@@ -146,6 +148,10 @@ def render_files(
         )  # fmt: skip
     )
     files.append(ExportFile(ds("disclosure_report"), render_json(report), 1, params))
+    if trends is not None:  # the published trends (zicht.jobs.export.trends)
+        units = dict(zip(codebook["indicator"], codebook["unit"], strict=True))
+        data = render_trends(trends, units=units, dialect=dialect)
+        files.append(ExportFile(ds("trends"), data, len(trends), params))
     files.append(
         ExportFile(ds("workbook"), write_xlsx(pub, codebook, report=report), len(pub), params)
     )
@@ -158,6 +164,7 @@ def render_files(
         present=present,
         first=first,
         title=title,
+        trend_html="" if trends is None else gemeente_trend_html(trends, phenomena=phenomena),
     )
     files.append(ExportFile(ds("report"), page.encode("utf-8"), 1, params))
     indicators = map_indicators(list(codebook["indicator"]), list(phenomena))

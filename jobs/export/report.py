@@ -464,12 +464,14 @@ def build_report_html(
     present: set[str] | None = None,
     first: Sequence[str] = (),
     title: str = "",
+    trend_html: str = "",
 ) -> str:
     """The page as one string. ``pub``: the formatted partner rows (all levels); ``areas``: one
     row per buurt with ``buurt_code, buurt_name, x, y`` and, when known, ``wijk_code``,
     ``gemeente_code``, ``geometry_wkt`` and ``land_area_ha``; ``phenomena``: key -> Dutch label;
     ``present``: the phenomena registered somewhere in the delivery (None: all); ``first``:
-    the phenomena to list first (an overlay's)."""
+    the phenomena to list first (an overlay's); ``trend_html``: the published trend per
+    gemeente, already rendered (:func:`zicht.jobs.export.trends.gemeente_trend_html`)."""
     data = report_data(
         pub, areas, phenomena=phenomena, codebook=codebook, present=present, first=first,
         report=report,
@@ -570,6 +572,7 @@ def build_report_html(
         "</div>",
         '<div id="top"></div>',
         '<h2>Over deze indicator</h2><div id="about"></div>',
+        trend_html,  # the published trend per gemeente (zicht.jobs.export.trends)
     ]
     if absent:
         out.append(

@@ -24,6 +24,7 @@ from zicht.features.export import (
     codebook_frame,
     format_values,
     phenomena_registered,
+    rows_of_gemeenten,
 )
 from zicht.features.link import area_hierarchy
 from zicht.features.settings import IndicatorSpec, Phenomenon
@@ -33,6 +34,8 @@ from zicht.jobs.export import register as reg
 from zicht.jobs.export.geo import area_geometries
 from zicht.jobs.export.guard import scan_files, store_pseudonyms
 from zicht.jobs.export.package import cut, package_report, plan_packages, render_files
+from zicht.jobs.export.republication import check_republication
+from zicht.jobs.export.trends import trend_table
 from zicht.jobs.export.writers import ExportFile
 
 log = logging.getLogger("zicht")
@@ -160,6 +163,8 @@ def publish(
         )
         if joint is not None:
             report["joint_audit"] = joint
+        # every earlier release of any delivery or vintage (zicht.jobs.export.republication)
+        report["across_releases"] = check_republication(ctx, audit, hierarchy, releases, release_id)
 
     with ctx.timer.step("export"):
         files, facts = render_all(ctx, published=published, areas=areas, specs=specs, report=report)
@@ -235,8 +240,11 @@ def render_all(
     for w in warnings:
         log.warning(w)
     dialect = settings.export.csv_dialect
+    # the trends of the published values only (zicht.jobs.export.trends), national q-values
+    trends = trend_table(pub, specs=specs, fdr_alpha=settings.model.fdr_alpha)
     files = render_files(
         pub,
+        trends=trends,
         codebook=codebook,
         report=report,
         areas=areas_pd,
@@ -250,6 +258,7 @@ def render_all(
         rows, part_areas, geoms = cut(pub, areas_pd, geometries, p.gemeenten)
         files += render_files(
             rows,
+            trends=rows_of_gemeenten(trends, p.gemeenten),
             codebook=codebook,
             report=package_report(report, rows, p),
             areas=part_areas,
