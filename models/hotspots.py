@@ -108,7 +108,7 @@ def contiguity_weights(wkt: Sequence[str | None]) -> sp.csr_matrix:
     from shapely.strtree import STRtree
 
     geoms = np.array(
-        [shapely.from_wkt(g) if g else shapely.Geometry("POLYGON EMPTY") for g in wkt],
+        [shapely.from_wkt(g if g else "POLYGON EMPTY") for g in wkt],
         dtype=object,
     )
     n = len(geoms)

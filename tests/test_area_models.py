@@ -199,6 +199,15 @@ def test_queen_contiguity_matches_libpysal_lattice() -> None:
     np.testing.assert_array_equal(contiguity_weights(wkt).toarray(), ref.full()[0])
 
 
+def test_a_buurt_without_polygon_has_no_contiguous_neighbour() -> None:
+    # when only some buurten carry a polygon: the missing one is an island, the others
+    # keep their neighbours (two unit squares sharing the edge x = 1)
+    wkt = ["POLYGON((0 0, 1 0, 1 1, 0 1, 0 0))", None, "POLYGON((1 0, 2 0, 2 1, 1 1, 1 0))", ""]
+    expected = np.zeros((4, 4))
+    expected[0, 2] = expected[2, 0] = 1
+    np.testing.assert_array_equal(contiguity_weights(wkt).toarray(), expected)
+
+
 def test_planted_hot_spot_has_the_highest_z() -> None:
     rng = np.random.default_rng(SEED)
     side = 20
