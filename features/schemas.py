@@ -98,9 +98,29 @@ INPUT_TABLES: dict[str, TableSchema] = {
                     nullable=True,
                     optional=True,
                 ),
+                # v2 (issue 18): several CBS classifications, buurt_code unique per vintage
+                C(
+                    "vintage",
+                    INTEGER,
+                    "year of the CBS classification the row belongs to",
+                    nullable=True,
+                    optional=True,
+                ),
             ),
-            key=("buurt_code",),
+            key=("buurt_code", "vintage"),
             required=True,
+        ),
+        # v2 (issue 18): recodings, merges, splits and corrections between two vintages
+        TableSchema(
+            "area_changes",
+            "One row per (part of a) change of an area code between two CBS vintages.",
+            (
+                C("vintage_from", INTEGER, "vintage of code_from"),
+                C("code_from", STRING, "buurt, wijk or gemeente code in vintage_from"),
+                C("vintage_to", INTEGER, "vintage of code_to, after vintage_from"),
+                C("code_to", STRING, "code of the same level in vintage_to"),
+            ),
+            key=("vintage_from", "code_from", "vintage_to", "code_to"),
         ),
         TableSchema(
             "incidents",

@@ -102,6 +102,14 @@ class ValidationSettings:
 
 
 @dataclass(frozen=True)
+class AreaSettings:
+    """``areas``: the CBS vintage the run reports in when ``areas`` holds several (CONTRACT.md,
+    *Vintages*); None: the newest vintage present."""
+
+    target_vintage: int | None = None
+
+
+@dataclass(frozen=True)
 class CoverageSettings:
     """Where a source covers only part of the study area (contract: partial inputs)."""
 
@@ -324,6 +332,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     coverage: Mapping[str, CoverageSettings] = field(default_factory=dict)
+    areas: AreaSettings = field(default_factory=AreaSettings)
     disclosure: DisclosureSettings = field(default_factory=DisclosureSettings)
     population: PopulationSettings = field(default_factory=PopulationSettings)
     plausibility: PlausibilitySettings = field(default_factory=PlausibilitySettings)

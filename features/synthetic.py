@@ -650,6 +650,8 @@ def areas_table(plan: AreaPlan) -> pa.Table:
         "inhabitants": _ints(plan.inhabitants),
         # the 12+ count is known only once the persons are made; persons is the register here
         "inhabitants_12plus": pa.nulls(len(plan.buurt_code), pa.int64()),
+        # v2: one vintage, so none is named (`zicht synth --vintages` writes two)
+        "vintage": pa.nulls(len(plan.buurt_code), pa.int64()),
     }
     return _table("areas", cols)
 

@@ -296,6 +296,8 @@ def _key_rule(
     """
     key = list(schema.key)
     rule = f"{'+'.join(key)}.unique"
+    if schema.name == "areas":
+        rule = "buurt_code.unique"  # unique per vintage (v2): the contract's rule of buurt_code
     if duplicates is None:
         w = Window.partitionBy(*[F.col(k) for k in key])
         df = df.withColumn("_key_n", F.count(F.lit(1)).over(w))

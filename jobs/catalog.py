@@ -232,6 +232,7 @@ _AREA_COLUMNS = (
         LONG,
         "registered inhabitants aged 12 or older from the areas table (null when not given)",
     ),
+    ("vintage", LONG, "CBS vintage: the target vintage (null when areas has no vintage column)"),
 )
 _COMMUNITY_COLUMNS = (
     (

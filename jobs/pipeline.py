@@ -216,9 +216,16 @@ class Ingest:
             ctx.write("keys", key_dictionary(v.raw), count=False)
         with ctx.timer.step("link"):
             addresses = acc.get("addresses")
+            link_areas = acc["areas"]
+            if v.vintages:  # rows placed at wijk or gemeente only sit in pseudo buurten (v2)
+                from zicht.features.vintages import with_unassigned_areas
+
+                link_areas = with_unassigned_areas(
+                    link_areas, placed=[acc["incidents"], acc.get("signals")]
+                )
             incidents = locate_incidents(
                 acc["incidents"],
-                areas=acc["areas"],
+                areas=link_areas,
                 addresses=addresses,
                 phenomena=settings.phenomena,
             )
@@ -253,6 +260,7 @@ class Ingest:
             "areas_have_inhabitants": v.areas_have_inhabitants,
             "areas_have_inhabitants_12plus": v.areas_have_inhabitants_12plus,
             "has_persons": "persons" in acc,
+            "vintages": v.vintages,
         }
         store.write_state(ctx.fs, ctx.store, state)  # last: the store is complete
         return state
@@ -306,6 +314,7 @@ def _input_facts(state: dict[str, Any]) -> dict[str, Any]:
         "input_dir": state["input"],
         "inputs": state["accounting"],
         "extra_columns_dropped": {k: c for k, c in state["extra_columns"].items() if c},
+        **({"vintages": state["vintages"]} if state.get("vintages") else {}),
     }
 
 
@@ -486,6 +495,13 @@ class Indicators:
 
         linked = load_linked(ctx)
         acc, settings = linked.accepted, ctx.settings
+        if ctx.store_facts.get("vintages"):
+            # v2: the unassigned part of a wijk or gemeente is a pseudo buurt of the hierarchy,
+            # so the sums include it and disclosure control sees it as a cell of its own
+            from zicht.features.vintages import with_unassigned_areas
+
+            placed = [linked.incidents, linked.signals]
+            acc = {**acc, "areas": with_unassigned_areas(acc["areas"], placed=placed)}
         result = StageResult()
         with ctx.timer.step("indicators"):
             population = _population(ctx, linked)
@@ -534,7 +550,11 @@ class Indicators:
             # the accepted areas (hierarchy, names, outlines) for the model and export stages
             _, rec = ctx.write("areas", acc["areas"])
             result.outputs[ctx.relative("areas")] = rec
-            _, rec = ctx.write("area_features", built.area_features)
+            from zicht.features.vintages import is_unassigned
+
+            # the area models describe buurten: no pseudo buurt of the unassigned parts (v2)
+            features = built.area_features.where(~is_unassigned(F.col("buurt_code")))
+            _, rec = ctx.write("area_features", features)
             result.outputs[ctx.relative("area_features")] = rec
             # intervals, changes and trends of the unrounded cells, for the analysts
             from zicht.models.trends import build_indicator_intervals, build_indicator_trends
@@ -824,6 +844,8 @@ def _manifest(
         "store": facts.get("store"),
         "inputs": facts.get("inputs", {}),
         "extra_columns_dropped": facts.get("extra_columns_dropped", {}),
+        # area vintages (v2): the target, and national totals placed at wijk or gemeente only
+        **({"vintages": facts["vintages"]} if facts.get("vintages") else {}),
         "skipped_indicators": facts.get("skipped_indicators", {}),
         "skipped_stages": skipped_stages,
         "stages": stages,

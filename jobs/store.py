@@ -68,6 +68,7 @@ def ingest_settings(jsonable: Mapping[str, Any], run_date: dt.date) -> dict[str,
         "forbidden_columns": validation.get("forbidden_columns"),
         "phenomena": jsonable.get("phenomena"),
         "coverage": jsonable.get("coverage"),
+        "areas": jsonable.get("areas"),  # the target vintage decides where incidents go
         # year-range rules compare with the year of the run
         "run_year": run_date.year,
     }

@@ -44,6 +44,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="write persons once per year of the period with snapshot_year",
     )
+    ap.add_argument(
+        "--vintages",
+        action="store_true",
+        help="write areas in two CBS vintages with a recoding, a merge and a split, "
+        "area_changes, and old codes on the earlier years' incidents (truth in _truth/)",
+    )
     return ap.parse_args(argv)
 
 
@@ -72,7 +78,7 @@ def _clear_previous(out: Path) -> None:
 
 
 def write_synth(
-    out: Path, scale: str, seed: int, *, snapshot_years: bool = False
+    out: Path, scale: str, seed: int, *, snapshot_years: bool = False, vintages: bool = False
 ) -> dict[str, int]:
     """Generate and write; returns rows per contract table."""
     params = SCALES[scale]
@@ -82,7 +88,12 @@ def write_synth(
     rows: dict[str, int] = {name: 0 for name in INPUT_TABLES}
     parts: dict[str, int] = {}
     truth: dict[str, list[pa.Table]] = {}
-    for name, table in generate(params, seed, snapshot_years=snapshot_years):
+    pieces = generate(params, seed, snapshot_years=snapshot_years)
+    if vintages:
+        from zicht.features.synthetic_vintages import with_vintages
+
+        pieces = with_vintages(pieces, seed=seed, years=params.years)
+    for name, table in pieces:
         if name.startswith(TRUTH_PREFIX):
             # truth is small by construction (planted patterns only): gathered, written at the end
             truth.setdefault(name, []).append(table)
@@ -98,12 +109,17 @@ def write_synth(
             folder = out / f"{name}.parquet"
             folder.mkdir(exist_ok=True)
             schema = arrow_schema(name, with_snapshot_year=snapshot_years)
+            # the scale and seed in its metadata: an empty table (area_changes without
+            # --vintages) is still this synth's file, and differs with another seed
+            schema = schema.with_metadata({"zicht.synth": f"scale={scale} seed={seed}"})
             pq.write_table(schema.empty_table(), folder / "part-00000.parquet")
     merged = {name: pa.concat_tables(ts) for name, ts in truth.items()}
     for name, table in merged.items():
         pq.write_table(table, out / TRUTH_DIR / f"{name.removeprefix(TRUTH_PREFIX)}.parquet")
     summary = truth_summary(params, seed, merged, rows)
     summary["snapshot_years"] = snapshot_years
+    if vintages:  # absent otherwise: the default truth.json stays as it was
+        summary["vintages"] = {"old": params.years[0], "target": params.years[-1]}
     (out / TRUTH_DIR / "truth.json").write_text(
         json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
@@ -117,7 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zicht synth: {problem}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    rows = write_synth(args.out, args.scale, args.seed, snapshot_years=args.snapshot_years)
+    rows = write_synth(
+        args.out,
+        args.scale,
+        args.seed,
+        snapshot_years=args.snapshot_years,
+        vintages=args.vintages,
+    )
     for name, n in rows.items():
         print(f"{name:<22} {n:>12,d} rows")
     print(

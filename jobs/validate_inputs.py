@@ -51,9 +51,11 @@ from zicht.features.validate import (
 from zicht.jobs import catalog
 from zicht.jobs.config import load_crime_codes
 from zicht.jobs.io import InputError, RawInput, read_input
+from zicht.jobs.vintages import VintageStep
 
 ORDER = (
     "areas",
+    "area_changes",
     "addresses",
     "incidents",
     "suspects",
@@ -87,6 +89,7 @@ class Validated:
     polygons: list[tuple[str, str]] = field(default_factory=list)
     raw: dict[str, DataFrame] = field(default_factory=dict)  # the input tables as read
     run_date_rejects: int = 0  # rows rejected by a rule that compares with the day of the run
+    vintages: dict[str, Any] = field(default_factory=dict)  # target and placements (v2)
 
 
 def _count(validated: DataFrame) -> tuple[int, int, int, int]:
@@ -206,6 +209,12 @@ def validate_inputs(
             raws[name] = raw
 
     out = Validated(raw={name: raw.frame for name, raw in raws.items()})
+    vintage_step = VintageStep(
+        spark,
+        settings,
+        has_vintage="areas" in raws and "vintage" in raws["areas"].present_columns,
+        has_addresses="addresses" in raws,
+    )
     crime_codes = spark.createDataFrame(
         load_crime_codes(), "incident_code string, crime_class string"
     )
@@ -239,8 +248,10 @@ def validate_inputs(
                 ctx = dataclasses.replace(ctx, parents=dict(parents))
                 pre = _precheck(name, raw, parents)
                 v = validate_table(name, raw.frame, ctx, prechecked=pre)
+                v = vintage_step.after_rules(name, v)  # areas.vintage, area_changes (v2)
                 if name == "incidents":
                     v = with_point_buurt(v, polygons=out.polygons)
+                    v = vintage_step.after_points(name, v)
                     v = add_point_rejects(v, has_polygons=bool(out.polygons))
                 # after the last rule: raw text stays on rejected rows only, and the
                 # pseudonyms become 64-bit keys (zicht.features.keys)
@@ -248,6 +259,7 @@ def validate_inputs(
                     with_surrogate_keys(with_reject_text(v, name), name),
                     f"{validated_dir}/{name}",
                 )
+                vintage_step.after_write(name, v)
                 n, n_rej, n_exc, n_run_date = _count(v)
                 out.run_date_rejects += n_run_date
                 out.accounting[name] = {
@@ -319,4 +331,5 @@ def validate_inputs(
         # the cached parent keys serve this validation only
         for parent in parents.values():
             parent.keys.unpersist()
+    out.vintages = vintage_step.facts()
     return out

@@ -130,6 +130,11 @@ def publish(
         outputs[ctx.relative("disclosure_audit")] = rec
         # projected from the persisted audit, so the pandas suppression runs once
         published = published_from_audit(audit, settings=settings.disclosure)
+        from zicht.features.vintages import is_unassigned
+
+        # v2: the unassigned part of a wijk or gemeente was a cell of the audit; it is no CBS
+        # area, so the partner table leaves it out (its wijk and gemeente include it)
+        published = published.where(~is_unassigned(F.col("area_code")))
         report = disclosure_report(
             audit,
             settings=settings.disclosure,
