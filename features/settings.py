@@ -495,6 +495,7 @@ def _indicators(
     raw: Mapping[str, Any],
     phenomena: Mapping[str, Phenomenon],
     sectors: Mapping[str, tuple[str, ...]] | None = None,
+    cash_codes: tuple[str, ...] = (),
 ) -> tuple[IndicatorSpec, ...]:
     sectors = sectors or {}
     allowed = {"standard", "context", "register", "sector"}
@@ -538,6 +539,16 @@ def _indicators(
         elif pkey == "context" or pkey in phenomena:
             add(body, {"key": key, "phenomenon": "" if pkey == "context" else pkey},
                 "register", key)  # fmt: skip
+    # A sector of the cash-intensive codes counts the very companies that
+    # witwassen.cash_intensive_companies counts: declared within it, disclosure control links
+    # the two (as it links identical phenomena), so no cell hidden under one name is published
+    # under the other.
+    cash_count = "witwassen.cash_intensive_companies"
+    if cash_codes and any(s.key == cash_count for s in specs):
+        for i, s in enumerate(specs):
+            name = s.key.split(".")[1] if s.key.startswith("sector.") else ""
+            if s.key == f"sector.{name}.companies" and set(sectors[name]) == set(cash_codes):
+                specs[i] = dataclasses.replace(s, within=cash_count)
     for s in specs:
         _check_indicator(s, specs, phenomena, origin[s.key])
     return tuple(specs)
@@ -675,11 +686,9 @@ def settings_from_mapping(data: Mapping[str, Any]) -> Settings:
     data = dict(data)
     phenomena = _phenomena(data.pop("phenomena", {}) or {})
     cash = (data.get("patterns") or {}).get("cash_intensive_sbi")
-    sectors = _sectors(
-        data.pop("sectors", None),
-        PatternSettings().cash_intensive_sbi if cash is None else tuple(map(str, cash)),
-    )
-    indicators = _indicators(data.pop("indicators", {}) or {}, phenomena, sectors)
+    cash_codes = PatternSettings().cash_intensive_sbi if cash is None else tuple(map(str, cash))
+    sectors = _sectors(data.pop("sectors", None), cash_codes)
+    indicators = _indicators(data.pop("indicators", {}) or {}, phenomena, sectors, cash_codes)
     settings: Settings = _build(Settings, data, "")
     settings = dataclasses.replace(
         settings,

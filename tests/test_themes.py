@@ -301,3 +301,17 @@ def test_a_sector_is_one_yaml_entry() -> None:
     assert changed.sectors["cash_intensive"] == ("9200",)
     with pytest.raises(ConfigError, match="SBI code prefix"):
         load_settings(sectors={"horeca": ["56.10"]})
+
+
+def test_the_cash_intensive_sector_is_linked_to_the_cash_intensive_count() -> None:
+    # the same companies under two names (the same SBI prefixes, the same activity rule):
+    # disclosure control must treat them as one family, or a cell hidden under one name would
+    # be published under the other
+    from zicht.models.disclosure import linked_indicators
+
+    s = load_settings()
+    pairs = linked_indicators(s.phenomena, s.indicators)
+    assert ("sector.cash_intensive.companies", "witwassen.cash_intensive_companies") in pairs
+    # a sector of other codes stays within all companies
+    other = {x.key: x.within for x in load_settings(sectors={"horeca": ["56"]}).indicators}
+    assert other["sector.horeca.companies"] == "context.companies"
