@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from zicht.features.export import phenomena_registered
-from zicht.jobs.export.report import COLORS, ZERO, build_report_html, legend_classes
+from zicht.jobs.export.report import COLORS, ZERO, build_report_html, legend_classes, report_data
 
 COLUMNS = ["level", "area_code", "area_name", "year", "indicator", "value", "status"]
 
@@ -290,3 +290,23 @@ def test_an_overlays_phenomena_come_first() -> None:
     narrowed = load_mapping()
     narrowed["phenomena"]["drugs"]["classes"] = []  # redefined by an overlay
     assert overlay_phenomena(settings_from_mapping(narrowed).phenomena) == ["drugs"]
+
+
+def test_themes_and_sectors_are_offered_on_the_page() -> None:
+    # issue 19: the FIU-NL and ownership indicators of a phenomenon, and a sector offered like
+    # a phenomenon (the export stage adds sector.<name> to the phenomena it hands the page)
+    themes = [
+        ("buurt", code, "b", 2024, ind, "3", "ok")
+        for code in BU
+        for ind in ("witwassen.fiu_subjects", "sector.zorg.companies", "sector.zorg.new_companies")
+    ]
+    pub = pd.concat([partner_rows(), pd.DataFrame(themes, columns=COLUMNS)], ignore_index=True)
+    data = report_data(
+        pub, areas(), phenomena={**PHENOMENA, "sector.zorg": "sector zorg"}, report=REPORT
+    )
+    offered = {str(i["key"]): i for i in data["indicators"]}  # type: ignore[union-attr]
+    assert {"witwassen.fiu_subjects", "sector.zorg.companies", "sector.zorg.new_companies"} <= set(
+        offered
+    )
+    assert offered["sector.zorg.companies"]["phenomenon"] == "sector.zorg"
+    assert offered["sector.zorg.companies"]["label"] == "bedrijven"

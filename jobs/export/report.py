@@ -50,6 +50,20 @@ REPORT_INDICATORS = (
     "signals_per_1000_addresses",
     "composite_index",
     "composite_class",
+    # the City Deal's themes (issue 19): FIU-NL, ownership, register patterns
+    "fiu_suspicious_transactions",
+    "fiu_subjects",
+    "fiu_amount_eur",
+    "unexplained_ownership_dwellings",
+    "unknown_owner_dwellings",
+    "many_company_addresses",
+    "overbewoning_dwellings",
+    # a sector (sector.<name>.*) is offered like a phenomenon
+    "companies",
+    "new_companies",
+    "ended_companies",
+    "companies_with_suspect",
+    "residents_logies",
 )
 LABEL_NL = {
     "incidents_per_1000": "incidenten per 1000 inwoners",
@@ -60,7 +74,22 @@ LABEL_NL = {
     "signals_per_1000_addresses": "meldingen per 1000 adressen",
     "composite_index": "index (0-100)",
     "composite_class": "klasse (1-9)",
+    "fiu_suspicious_transactions": "verdacht verklaarde transacties (FIU-NL)",
+    "fiu_subjects": "personen en bedrijven met een verdachte transactie",
+    "fiu_amount_eur": "bedrag verdachte transacties (euro)",
+    "unexplained_ownership_dwellings": "woningen in onverklaard bezit",
+    "unknown_owner_dwellings": "woningen met onbekende eigenaar",
+    "many_company_addresses": "adressen met veel bedrijven",
+    "overbewoning_dwellings": "overbewoonde woningen",
+    "companies": "bedrijven",
+    "new_companies": "nieuwe bedrijven",
+    "ended_companies": "opgeheven bedrijven",
+    "companies_with_suspect": "bedrijven met een verdachte eigenaar of bestuurder",
+    "residents_logies": "bewoners van logiesadressen",
 }
+# the report's label of a sector of the sectors catalogue (else its name)
+SECTOR_NL = {"zorg": "zorg", "vakantieparken": "vakantieparken",
+             "cash_intensive": "contantintensieve branches"}  # fmt: skip
 SYMBOL_TEXT = {"x": "x (geheim)", ".": ". (gegevens ontbreken)", "": "niet van toepassing"}
 
 

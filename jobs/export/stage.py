@@ -34,6 +34,7 @@ from zicht.jobs.export import register as reg
 from zicht.jobs.export.geo import area_geometries
 from zicht.jobs.export.guard import scan_files, store_pseudonyms
 from zicht.jobs.export.package import cut, package_report, plan_packages, render_files
+from zicht.jobs.export.report import SECTOR_NL
 from zicht.jobs.export.republication import check_republication
 from zicht.jobs.export.trends import trend_table
 from zicht.jobs.export.writers import ExportFile
@@ -233,6 +234,12 @@ def render_all(
     geometries = area_geometries(areas_pd)
     phenomena = {k: ph.label for k, ph in settings.phenomena.items()}
     present = phenomena_registered(pub, list(phenomena))
+    # a sector of the sectors catalogue is offered like a phenomenon (report and maps)
+    for name in settings.sectors:
+        key = f"sector.{name}"
+        if pub["indicator"].str.startswith(f"{key}.").any():
+            phenomena[key] = "sector " + SECTOR_NL.get(name, name.replace("_", " "))
+            present.add(key)
     absent = [k for k in phenomena if k not in present]
     if absent:
         log.warning(
