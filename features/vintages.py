@@ -257,7 +257,8 @@ def resolve_placements(areas: pd.DataFrame, changes: pd.DataFrame, *, target: in
     buurt (recoding or merge, also a split whose parts merge again); else the lowest level
     containing them all (pseudo buurt of the wijk or gemeente); parts in several gemeenten:
     ``buurt_code.split_across_gemeenten``. Returns ``buurt_code, placed_code,
-    placement_level, rule`` (pandas; :data:`PLACEMENT_SCHEMA`).
+    placement_level, rule`` (pandas; :data:`PLACEMENT_SCHEMA`) and ``parts``: the target codes
+    the old code leads to, sorted and joined by ``;`` (empty for a dead end).
     """
     recs: list[tuple[int, str, str, str]] = [
         (int(v), str(b), str(w), str(g))
@@ -329,9 +330,21 @@ def resolve_placements(areas: pd.DataFrame, changes: pd.DataFrame, *, target: in
         if code.startswith("BU") and code not in target_buurten and v != target:
             newest[code] = max(v, newest.get(code, v))
     for code, v in sorted(newest.items()):
-        p = _place(reach(v, code) if v in later else None, target_parent)
-        rows.append((code, p.placed_code, p.level, p.rule))
-    return pd.DataFrame(rows, columns=["buurt_code", "placed_code", "placement_level", "rule"])
+        parts = reach(v, code) if v in later else None
+        p = _place(parts, target_parent)
+        rows.append((code, p.placed_code, p.level, p.rule, ";".join(sorted(parts or ()))))
+    return pd.DataFrame(
+        rows, columns=["buurt_code", "placed_code", "placement_level", "rule", "parts"]
+    )
+
+
+def inexact_buurten(placements: pd.DataFrame) -> set[str]:
+    """The target buurten that an old code placed above buurt level leads to, from
+    :func:`resolve_placements`: their incidents of the old vintage's years sit in the pseudo
+    buurt of their wijk or gemeente, so those years undercount them (a trend of such a buurt
+    would show a false rise)."""
+    above = placements[placements["placement_level"].isin(["wijk", "gemeente"])]
+    return {c for parts in above["parts"] for c in str(parts).split(";") if c.startswith("BU")}
 
 
 def _gemeente_of(code: str) -> str:

@@ -10,7 +10,7 @@ exactly as before. The target vintage and the change graph are resolved on the d
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -19,6 +19,9 @@ from pyspark.sql import functions as F
 from zicht.features import vintages as V
 from zicht.features.settings import Settings
 from zicht.jobs.io import InputError
+
+if TYPE_CHECKING:
+    from zicht.jobs.context import RunContext
 
 
 class VintageStep:
@@ -116,6 +119,7 @@ class VintageStep:
                 else pd.DataFrame(columns=cols)
             )
             resolved = V.resolve_placements(areas_pd, changes_pd, target=self.target)
+            resolved = resolved.drop(columns=["parts"])
             rows = [tuple(None if pd.isna(x) else x for x in r) for r in resolved.itertuples(False)]
             self._placements = self.spark.createDataFrame(rows, V.PLACEMENT_SCHEMA)
         return self._placements
@@ -129,3 +133,27 @@ class VintageStep:
             # rows counted from the containing wijk or gemeente up, never at a buurt
             "placed_above_buurt": self.placed,
         }
+
+
+def inexact_target_buurten(ctx: RunContext) -> set[str]:
+    """The target buurten whose old years are undercounted (:func:`V.inexact_buurten`), from
+    the store's areas of every vintage and its area_changes; empty without vintages. The
+    export publishes no buurt trend for them."""
+    target = (ctx.store_facts.get("vintages") or {}).get("target_vintage")
+    accounting = ctx.store_facts.get("accounting", {})
+    if target is None or "area_changes" not in accounting:
+        return set()
+    # small by construction: one row per buurt and vintage, one per change
+    areas = (
+        ctx.read("validated", table="areas")
+        .where(F.col("reject_rule").isNull() & F.col("vintage").isNotNull())
+        .select("vintage", "buurt_code", "wijk_code", "gemeente_code")
+    )
+    cols = ["vintage_from", "code_from", "vintage_to", "code_to"]
+    changes = ctx.read("validated", table="area_changes").where(F.col("reject_rule").isNull())
+    resolved = V.resolve_placements(
+        pd.DataFrame(areas.collect(), columns=areas.columns),
+        pd.DataFrame(changes.select(*cols).collect(), columns=cols),
+        target=int(target),
+    )
+    return V.inexact_buurten(resolved)

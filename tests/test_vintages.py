@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from zicht.features.area_diff import classify_changes, derive_area_changes
 from zicht.features.link import locate_incidents
-from zicht.features.vintages import resolve_placements, with_unassigned_areas
+from zicht.features.vintages import inexact_buurten, resolve_placements, with_unassigned_areas
 from zicht.jobs.config import load_settings
 from zicht.jobs.validate_inputs import Validated, validate_inputs
 
@@ -289,6 +289,11 @@ def test_resolve_placements_without_spark() -> None:
     # one code_to: all of 0102 lies in 0112, however many other buurten feed it
     assert got.loc["BU00010102", "placed_code"] == "BU00010112"
     assert "BU00020101" not in got.index  # in the target: not an old code
+    # 0111 and 0112 miss the split buurt's old incidents (they sit in the wijk's pseudo
+    # buurt): no buurt trend for them; 0102's exact move makes nothing inexact by itself
+    assert inexact_buurten(got.reset_index()) == {"BU00010111", "BU00010112"}
+    only_recoding = resolve_placements(areas, changes.iloc[[2]], target=2021)
+    assert inexact_buurten(only_recoding) == set()
 
 
 # --------------------------------------------------------------------------- areas diff
@@ -493,6 +498,11 @@ def test_run_counts_the_unassigned_part_at_wijk_and_never_exports_it(
     for level in ("buurt", "wijk", "gemeente"):
         pub = pd.read_csv(out / "export" / f"indicators_{level}.csv", dtype=str)
         assert not pub.area_code.str.endswith("__").any(), level
+    # the split's successors miss its old years' incidents: no published buurt trend for them
+    trends = pd.read_csv(out / "export" / "trends.csv", dtype=str)
+    succ = trends[trends.area_code.isin(["BU00010211", "BU00010212"])]
+    assert len(succ) and not (succ.status == "ok").any()
+    assert (trends[trends.level == "buurt"].status == "ok").any()  # other buurten have one
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["vintages"] == {
         "target_vintage": 2021,

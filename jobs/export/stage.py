@@ -253,7 +253,14 @@ def render_all(
         log.warning(w)
     dialect = settings.export.csv_dialect
     # the trends of the published values only (zicht.jobs.export.trends), national q-values
-    trends = trend_table(pub, specs=specs, fdr_alpha=settings.model.fdr_alpha)
+    from zicht.jobs.vintages import inexact_target_buurten
+
+    trends = trend_table(
+        pub,
+        specs=specs,
+        fdr_alpha=settings.model.fdr_alpha,
+        inexact=inexact_target_buurten(ctx),
+    )
     files = render_files(
         pub,
         trends=trends,

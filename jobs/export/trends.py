@@ -13,7 +13,7 @@ construction (areas x years x indicators) and already on the driver.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import pandas as pd
 
@@ -28,13 +28,26 @@ NUMERIC = ("first_year", "last_year", "value_last", "change_last", "change_last_
 
 
 def trend_table(
-    pub: pd.DataFrame, *, specs: Sequence[IndicatorSpec], fdr_alpha: float
+    pub: pd.DataFrame,
+    *,
+    specs: Sequence[IndicatorSpec],
+    fdr_alpha: float,
+    inexact: Collection[str] = (),
 ) -> pd.DataFrame:
-    """The national trend rows of the formatted partner table ``pub`` (every level)."""
-    # Hook for area vintages (issue 18, item 1): a buurt's trend is published only where every
-    # year was placed exactly in the target vintage. No placement marker exists yet, so every
-    # area counts as exact; pass ``placed_exactly=`` here once the vintages code provides one.
-    return published_trends(pub, specs=specs, fdr_alpha=fdr_alpha, placed_exactly=None)
+    """The national trend rows of the formatted partner table ``pub`` (every level).
+
+    ``inexact``: the target buurten an old vintage's split or boundary correction feeds
+    (:func:`zicht.jobs.vintages.inexact_target_buurten`); their old years undercount them, so
+    their trend is ``not_exact``. Wijken and gemeenten hold the unassigned parts: exact."""
+    if not inexact:
+        return published_trends(pub, specs=specs, fdr_alpha=fdr_alpha, placed_exactly=None)
+    skip = frozenset(inexact)
+    return published_trends(
+        pub,
+        specs=specs,
+        fdr_alpha=fdr_alpha,
+        placed_exactly=lambda level, code: not (level == "buurt" and code in skip),
+    )
 
 
 def _decimals(column: str, unit: str) -> int:
