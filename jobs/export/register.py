@@ -143,6 +143,26 @@ def legacy_hashes(ctx: RunContext) -> dict[str, str | None]:
     return {name: file_sha256(loc) for name, (loc, _) in find_tables(ctx.fs, inp).items()}
 
 
+def joint_verdict(
+    ctx: RunContext, audit: DataFrame, patterns: Sequence[DataFrame], hierarchy: DataFrame
+) -> dict[str, Any]:
+    """``audited_cells``, ``unprotected_cells`` and ``passed`` of the audit of this release
+    together with earlier releases' patterns (:func:`zicht.models.disclosure.joint_audit`): one
+    row per jointly hidden count, bounded by the partner tables' size, aggregated in Spark."""
+    from zicht.models.disclosure import joint_audit
+
+    row = (
+        joint_audit(audit, patterns, hierarchy, settings=ctx.settings.disclosure)
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum(F.when(F.col("protected") == F.lit(False), 1).otherwise(0)).alias("bad"),
+        )
+        .collect()[0]
+    )
+    bad = int(row["bad"] or 0)
+    return {"audited_cells": int(row["n"]), "unprotected_cells": bad, "passed": not bad}
+
+
 def check_against_earlier_releases(
     ctx: RunContext,
     audit: DataFrame,
@@ -156,7 +176,6 @@ def check_against_earlier_releases(
     when forced, audit it together with them (``joint_audit``) and stop if that fails.
     Returns the joint audit's summary for the report, or None when nothing conflicted."""
     from zicht.features.export import release_conflicts
-    from zicht.models.disclosure import joint_audit
 
     conflicts = release_conflicts(earlier, entry)
     if not conflicts:
@@ -175,23 +194,12 @@ def check_against_earlier_releases(
     }
     with_pattern = sorted(r for r, path in paths.items() if ctx.fs.exists(path))
     patterns = [ctx.spark.read.parquet(paths[r]) for r in with_pattern]
-    # one row per jointly hidden count: bounded by the partner tables' size
-    row = (
-        joint_audit(audit, patterns, hierarchy, settings=ctx.settings.disclosure)
-        .agg(
-            F.count(F.lit(1)).alias("n"),
-            F.sum(F.when(F.col("protected") == F.lit(False), 1).otherwise(0)).alias("bad"),
-        )
-        .collect()[0]
-    )
     summary = {
         "releases": with_pattern,
         "releases_without_pattern": sorted(set(paths) - set(with_pattern)),
-        "audited_cells": int(row["n"]),
-        "unprotected_cells": int(row["bad"] or 0),
-        "passed": not row["bad"],
+        **joint_verdict(ctx, audit, patterns, hierarchy),
     }
-    if row["bad"]:
+    if not summary["passed"]:
         raise PrivacyRefusal(
             f"joint audit with {len(with_pattern)} earlier release(s) of the same data failed: "
             f"{summary['unprotected_cells']} counts hidden in every release can be recovered "

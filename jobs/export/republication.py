@@ -113,7 +113,7 @@ def check_republication(
     :class:`PrivacyRefusal` when a count can be recovered from the releases together or when an
     area of an earlier release has vanished beside a hidden count. Returns the summary for the
     disclosure report."""
-    from zicht.models.disclosure import joint_audit
+    from zicht.jobs.export.register import joint_verdict
 
     ids = sorted({str(e["run_id"]) for e in earlier if str(e.get("run_id")) != release_id})
     paths = {r: ctx.location("release_pattern", release_id=r) for r in ids}
@@ -150,18 +150,8 @@ def check_republication(
     if n_before == 0:
         # the joint pattern is this release's own, which its audit already passed
         return summary
-    row = (
-        joint_audit(audit, patterns, hierarchy, settings=ctx.settings.disclosure)
-        .agg(
-            F.count(F.lit(1)).alias("n"),
-            F.sum(F.when(F.col("protected") == F.lit(False), 1).otherwise(0)).alias("bad"),
-        )
-        .collect()[0]
-    )
-    summary["audited_cells"] = int(row["n"])
-    summary["unprotected_cells"] = int(row["bad"] or 0)
-    summary["passed"] = not row["bad"]
-    if row["bad"]:
+    summary.update(joint_verdict(ctx, audit, patterns, hierarchy))
+    if not summary["passed"]:
         raise PrivacyRefusal(
             f"joint audit with {len(with_pattern)} earlier release(s) failed: "
             f"{summary['unprotected_cells']} counts hidden in every release can be recovered "
