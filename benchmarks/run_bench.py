@@ -279,6 +279,15 @@ def bench_scale(scale: str, root: Path, *, fresh: bool, reference: bool) -> dict
     # a cold run: no analysis-ready store from an earlier benchmark (the bench owns both
     # folders; a second `zicht run` on the same input would reuse the store and skip ingest)
     shutil.rmtree(root / scale / "zicht_store", ignore_errors=True)
+    # a benchmark run is no release to partners: without this, the release register would
+    # audit it against the earlier benchmark runs (other code, other patterns) and may refuse
+    from zicht.jobs import catalog
+
+    beside = str(root / scale)
+    register = Path(catalog.get("release_register").path(beside))
+    register.unlink(missing_ok=True)
+    shutil.rmtree(Path(catalog.get("release_pattern").path(beside, release_id="x")).parent,
+                  ignore_errors=True)  # fmt: skip
     print(f"[{scale}] zicht run ... (log: {root / scale / 'run.log'})", flush=True)
     res = run_zicht(input_dir, output_dir, root / scale / "run.log")
     row: dict[str, Any] = {
