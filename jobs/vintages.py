@@ -109,16 +109,7 @@ class VintageStep:
         """One row per old buurt code: its (pseudo) code in the target, or its reject."""
         if self._placements is None:
             assert self.areas is not None and self.target is not None
-            # small by construction: one row per buurt and vintage, one per change
-            areas = self.areas.select("vintage", "buurt_code", "wijk_code", "gemeente_code")
-            areas_pd = pd.DataFrame(areas.collect(), columns=areas.columns)
-            cols = ["vintage_from", "code_from", "vintage_to", "code_to"]
-            changes_pd = (
-                pd.DataFrame(self.changes.select(*cols).collect(), columns=cols)
-                if self.changes is not None
-                else pd.DataFrame(columns=cols)
-            )
-            resolved = V.resolve_placements(areas_pd, changes_pd, target=self.target)
+            resolved = resolve_on_driver(self.areas, self.changes, target=self.target)
             resolved = resolved.drop(columns=["parts"])
             rows = [tuple(None if pd.isna(x) else x for x in r) for r in resolved.itertuples(False)]
             self._placements = self.spark.createDataFrame(rows, V.PLACEMENT_SCHEMA)
@@ -143,17 +134,24 @@ def inexact_target_buurten(ctx: RunContext) -> set[str]:
     accounting = ctx.store_facts.get("accounting", {})
     if target is None or "area_changes" not in accounting:
         return set()
-    # small by construction: one row per buurt and vintage, one per change
-    areas = (
-        ctx.read("validated", table="areas")
-        .where(F.col("reject_rule").isNull() & F.col("vintage").isNotNull())
-        .select("vintage", "buurt_code", "wijk_code", "gemeente_code")
+    areas = ctx.read("validated", table="areas").where(
+        F.col("reject_rule").isNull() & F.col("vintage").isNotNull()
     )
-    cols = ["vintage_from", "code_from", "vintage_to", "code_to"]
     changes = ctx.read("validated", table="area_changes").where(F.col("reject_rule").isNull())
-    resolved = V.resolve_placements(
-        pd.DataFrame(areas.collect(), columns=areas.columns),
-        pd.DataFrame(changes.select(*cols).collect(), columns=cols),
-        target=int(target),
+    return V.inexact_buurten(resolve_on_driver(areas, changes, target=int(target)))
+
+
+def resolve_on_driver(areas: DataFrame, changes: DataFrame | None, *, target: int) -> pd.DataFrame:
+    """:func:`V.resolve_placements` of the accepted areas of every vintage and the accepted
+    area_changes, collected to the driver: small by construction (one row per buurt and
+    vintage, one per change)."""
+    a = areas.select("vintage", "buurt_code", "wijk_code", "gemeente_code")
+    cols = ["vintage_from", "code_from", "vintage_to", "code_to"]
+    changes_pd = (
+        pd.DataFrame(changes.select(*cols).collect(), columns=cols)
+        if changes is not None
+        else pd.DataFrame(columns=cols)
     )
-    return V.inexact_buurten(resolved)
+    return V.resolve_placements(
+        pd.DataFrame(a.collect(), columns=a.columns), changes_pd, target=target
+    )
