@@ -8,6 +8,9 @@ SCALE  ?= small
 SEED   ?= 42
 # the demo's partner packages (gemeenten of SCALE=small SEED=42); DEMO_CONF= for none
 DEMO_CONF ?= --conf conf/examples/demo_partners.yaml
+# two pytest workers, each with its own SparkSession; a test file stays on one worker (its
+# module fixtures and temp folders), the session's tiny run is made once per worker. XDIST= runs serially.
+XDIST  ?= -n 2 --dist loadfile
 LINT   := $(wildcard jobs features models tests notebooks tools benchmarks)
 
 .PHONY: help install check lint format typecheck test test-fast test-heavy test-cluster demo dist dist-wheel clean
@@ -58,10 +61,10 @@ check: lint typecheck
 # everything but the whole pipeline on the loopback cluster (about 3 min more: make test-cluster)
 # --durations: the slowest tests, printed in CI's log, keep the 15-minute budget in view
 test: check
-	$(VENV)/bin/pytest -q -m "not cluster_run" --durations=20
+	$(VENV)/bin/pytest -q $(XDIST) -m "not cluster_run" --durations=20
 
 test-fast: $(STAMP)
-	$(VENV)/bin/pytest -q -m "not e2e and not heavy"
+	$(VENV)/bin/pytest -q $(XDIST) -m "not e2e and not heavy"
 
 # spark-submit on a loopback standalone cluster, the MLflow UI and the notebooks
 test-heavy: $(STAMP)

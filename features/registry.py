@@ -43,6 +43,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from zicht.features.vocabulary import LINK_LAYERS  # the contract's person_links layers
+
 # The tables of the data contract (CONTRACT.md section 1), the column alternatives a source may
 # name, and the network stage's counts.
 CONTRACT_TABLES = (
@@ -62,8 +64,6 @@ CONTRACT_TABLES = (
     "ownership",
 )
 SOURCE_NAMES = (*CONTRACT_TABLES, "areas.inhabitants", "areas.inhabitants_12plus", "network")
-# person_links layers (CONTRACT.md, person_links.layer)
-LINK_LAYERS = ("familie", "huishouden", "buren", "collega", "klasgenoot")
 ROLLUPS = ("additive", "distinct", "local")
 
 

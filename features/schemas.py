@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from pyspark.sql import types as T
 
+from zicht.features.vocabulary import LINK_LAYERS
+
 STRING, INTEGER, DOUBLE, DATE = "string", "integer", "double", "date"
 
 _SPARK = {
@@ -316,7 +318,7 @@ LEGAL_FORMS = (
 )
 ROLES = ("eigenaar", "bestuurder", "vennoot", "gevolmachtigde", "aandeelhouder")
 SIGNAL_SOURCES = ("gemeente", "politie", "woningcorporatie", "belastingdienst", "riec", "overig")
-LAYERS = ("familie", "huishouden", "buren", "collega", "klasgenoot")
+LAYERS = LINK_LAYERS
 BUYER_KINDS = ("person", "company", "foundation", "unknown")
 SUBJECT_KINDS = ("person", "company")
 SUSPICIOUS_STATUS = "verdacht"  # the only status that may leave FIU-NL

@@ -28,6 +28,10 @@ JOBS: dict[str, tuple[str, str]] = {
         "`zicht network build --from OUTPUT` (stage job), `zicht network disrupt ...`",
     ),
     "store": ("zicht.jobs.store", "`zicht store purge --store ROOT`: remove stores past retention"),
+    "releases": (
+        "zicht.jobs.releases",
+        "`zicht releases list|forget RUN_ID --output OUT --never-sent`: the release register",
+    ),
     "areas": ("zicht.jobs.areas", "`zicht areas diff OLD NEW --output FILE`: area_changes"),
     "experiment": ("zicht.jobs.experiment", "sweep area-typology candidates, one MLflow run each"),
     "pseudonymize": (

@@ -41,10 +41,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from zicht.features.settings import NetworkSettings
+from zicht.features.vocabulary import LINK_LAYERS  # the contract's person_links layers
 
 LAYER_CO_OFFENDING = "co_offending"
-# Layers of the contract's person_links table (like the CBS person network).
-LINK_LAYERS = ("familie", "huishouden", "buren", "collega", "klasgenoot")
 # Layers derived from the registers: same BRP household, roles in the same company, registered
 # at the same address.
 REGISTER_LAYERS = ("household", "company", "address")

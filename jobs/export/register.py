@@ -176,6 +176,7 @@ def check_against_earlier_releases(
     when forced, audit it together with them (``joint_audit``) and stop if that fails.
     Returns the joint audit's summary for the report, or None when nothing conflicted."""
     from zicht.features.export import release_conflicts
+    from zicht.jobs.releases import FORGET_HINT
 
     conflicts = release_conflicts(earlier, entry)
     if not conflicts:
@@ -186,7 +187,7 @@ def check_against_earlier_releases(
             f"release register {register} refuses this export: "
             + "; ".join(conflicts[:3])
             + " (a partner could subtract the releases; pass --force-release to publish it "
-            "anyway, after an audit of the releases together)"
+            "anyway, after an audit of the releases together)" + FORGET_HINT
         )
     same = [e for e in earlier if e.get("inputs") == entry.get("inputs")]
     paths = {
@@ -203,6 +204,6 @@ def check_against_earlier_releases(
         raise PrivacyRefusal(
             f"joint audit with {len(with_pattern)} earlier release(s) of the same data failed: "
             f"{summary['unprotected_cells']} counts hidden in every release can be recovered "
-            "from the releases together; nothing was exported"
+            "from the releases together; nothing was exported" + FORGET_HINT
         )
     return summary

@@ -114,6 +114,7 @@ def check_republication(
     area of an earlier release has vanished beside a hidden count. Returns the summary for the
     disclosure report."""
     from zicht.jobs.export.register import joint_verdict
+    from zicht.jobs.releases import FORGET_HINT
 
     ids = sorted({str(e["run_id"]) for e in earlier if str(e.get("run_id")) != release_id})
     paths = {r: ctx.location("release_pattern", release_id=r) for r in ids}
@@ -143,7 +144,7 @@ def check_republication(
             f"{n_vanished} cells published by an earlier release (e.g. {examples}) are areas "
             "this release no longer has, beside counts it hides in the same year: an old area "
             "minus its successors could give a hidden count back, and the joint audit has no "
-            "relation between the vintages; nothing was exported"
+            "relation between the vintages; nothing was exported" + FORGET_HINT
         )
     n_before = found["hidden_published_before"].count()
     summary["hidden_here_published_before"] = n_before
@@ -155,6 +156,6 @@ def check_republication(
         raise PrivacyRefusal(
             f"joint audit with {len(with_pattern)} earlier release(s) failed: "
             f"{summary['unprotected_cells']} counts hidden in every release can be recovered "
-            "from the releases together; nothing was exported"
+            "from the releases together; nothing was exported" + FORGET_HINT
         )
     return summary

@@ -38,6 +38,7 @@ from zicht.jobs.export.report import SECTOR_NL
 from zicht.jobs.export.republication import check_republication
 from zicht.jobs.export.trends import trend_table
 from zicht.jobs.export.writers import ExportFile
+from zicht.jobs.releases import active
 
 log = logging.getLogger("zicht")
 
@@ -164,13 +165,15 @@ def publish(
         releases = reg.read_register(ctx.fs, register)
         if any(r.get("digest_scheme") != fsmod.DIGEST_SCHEME for r in releases):
             releases = reg.migrate_register(releases, entry, reg.legacy_hashes(ctx))
+        # audited against: every release but those retired with `zicht releases forget`
+        earlier = active(releases)
         joint = reg.check_against_earlier_releases(
-            ctx, audit, hierarchy, releases, entry, force_release=force_release
+            ctx, audit, hierarchy, earlier, entry, force_release=force_release
         )
         if joint is not None:
             report["joint_audit"] = joint
         # every earlier release of any delivery or vintage (zicht.jobs.export.republication)
-        report["across_releases"] = check_republication(ctx, audit, hierarchy, releases, release_id)
+        report["across_releases"] = check_republication(ctx, audit, hierarchy, earlier, release_id)
 
     with ctx.timer.step("export"):
         files, facts = render_all(ctx, published=published, areas=areas, specs=specs, report=report)
