@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,30 @@ ORDER = (
     "unusual_transactions",
     "ownership",
 )
+
+# The tables grouped into waves: a table refers only to tables of earlier waves (REFERENCES in
+# zicht.features.validate, and unusual_transactions' company subjects to companies), and every
+# table after incidents but companies uses the period that incidents settle
+# (RuleContext.period_years, reference_date). The tables of a wave are validated concurrently
+# (CONCURRENT_TABLES at a time) and recorded in wave order; the accounting keeps ORDER.
+WAVES = (
+    ("areas",),
+    ("area_changes", "addresses"),
+    ("incidents", "companies"),
+    (
+        "suspects",
+        "persons",
+        "company_roles",
+        "signals",
+        "person_links",
+        "property_transactions",
+        "household_income",
+        "unusual_transactions",
+        "ownership",
+    ),
+)
+# two: the planning of one table overlaps the tasks of another; more would only add memory
+CONCURRENT_TABLES = 2
 
 # The most rows of duplicated keys or dangling references collected to the driver and
 # broadcast; beyond it (a badly broken table) that rule shuffles the table instead.
@@ -239,94 +264,114 @@ def validate_inputs(
         "persons" in raws and "snapshot_year" in raws["persons"].present_columns
     )
 
-    try:
-        for name in ORDER:
-            if name not in raws:
-                continue
-            raw = raws[name]
-            with _job_description(spark, f"zicht validate {name}"):
-                ctx = dataclasses.replace(ctx, parents=dict(parents))
-                pre = _precheck(name, raw, parents)
-                v = validate_table(name, raw.frame, ctx, prechecked=pre)
-                v = vintage_step.after_rules(name, v)  # areas.vintage, area_changes (v2)
-                if name == "incidents":
-                    v = with_point_buurt(v, polygons=out.polygons)
-                    v = vintage_step.after_points(name, v)
-                    v = add_point_rejects(v, has_polygons=bool(out.polygons))
-                # after the last rule: raw text stays on rejected rows only, and the
-                # pseudonyms become 64-bit keys (zicht.features.keys)
-                v = materialize(
-                    with_surrogate_keys(with_reject_text(v, name), name),
-                    f"{validated_dir}/{name}",
+    def validate_one(name: str, ctx: RuleContext) -> tuple[DataFrame, tuple[int, int, int, int]]:
+        """The rules of one table, written once and read back, and its counts: the Spark work
+        of a table, run in a worker thread beside the other tables of its wave."""
+        raw = raws[name]
+        with _job_description(spark, f"zicht validate {name}"):
+            pre = _precheck(name, raw, ctx.parents)
+            v = validate_table(name, raw.frame, ctx, prechecked=pre)
+            v = vintage_step.after_rules(name, v)  # areas.vintage, area_changes (v2)
+            if name == "incidents":
+                v = with_point_buurt(v, polygons=out.polygons)
+                v = vintage_step.after_points(name, v)
+                v = add_point_rejects(v, has_polygons=bool(out.polygons))
+            # after the last rule: raw text stays on rejected rows only, and the
+            # pseudonyms become 64-bit keys (zicht.features.keys)
+            v = materialize(
+                with_surrogate_keys(with_reject_text(v, name), name),
+                f"{validated_dir}/{name}",
+            )
+            vintage_step.after_write(name, v)
+            return v, _count(v)
+
+    def record(name: str, v: DataFrame, counts: tuple[int, int, int, int]) -> None:
+        """One validated table into ``out`` (main thread, contract order): the accounting,
+        the stops, and what the later tables need from it."""
+        nonlocal ctx
+        raw = raws[name]
+        n, n_rej, n_exc, n_run_date = counts
+        out.run_date_rejects += n_run_date
+        out.accounting[name] = {
+            "rows_read": n,
+            "rows_used": n - n_rej - n_exc,
+            "rows_rejected": n_rej,
+            "rows_excluded": n_exc,
+            "sha256": raw.sha256,
+            "format": raw.fmt,
+            "columns_absent": [c for c in INPUT_TABLES[name].names if c not in raw.present_columns],
+        }
+        out.extra_columns[name] = list(raw.extra_columns)
+        if settings.validation.strict and n_rej:
+            raise InputError(_stop_message(name, v, "--strict stops at the first rejected row"))
+        if n and n_rej / n > settings.validation.max_reject_share:
+            raise InputError(
+                _stop_message(
+                    name,
+                    v,
+                    f"{n_rej} of {n} rows rejected ({n_rej / n:.1%}), above the limit of "
+                    f"{settings.validation.max_reject_share:.1%}",
                 )
-                vintage_step.after_write(name, v)
-                n, n_rej, n_exc, n_run_date = _count(v)
-                out.run_date_rejects += n_run_date
-                out.accounting[name] = {
-                    "rows_read": n,
-                    "rows_used": n - n_rej - n_exc,
-                    "rows_rejected": n_rej,
-                    "rows_excluded": n_exc,
-                    "sha256": raw.sha256,
-                    "format": raw.fmt,
-                    "columns_absent": [
-                        c for c in INPUT_TABLES[name].names if c not in raw.present_columns
-                    ],
-                }
-                out.extra_columns[name] = list(raw.extra_columns)
-                if settings.validation.strict and n_rej:
-                    raise InputError(
-                        _stop_message(name, v, "--strict stops at the first rejected row")
-                    )
-                if n and n_rej / n > settings.validation.max_reject_share:
-                    raise InputError(
-                        _stop_message(
-                            name,
-                            v,
-                            f"{n_rej} of {n} rows rejected ({n_rej / n:.1%}), above the limit of "
-                            f"{settings.validation.max_reject_share:.1%}",
-                        )
-                    )
-                out.rejects[name] = rejects(v, name)
-                out.accepted[name] = accepted(v, name)
-                if name in ("areas", "addresses", "incidents", "companies"):
-                    # aggregated once, kept for the tables that refer to it (addresses: five)
-                    keys = parent_keys(v, name, hashed=name in PSEUDONYM_COLUMNS)
-                    parents[name] = dataclasses.replace(
-                        keys, keys=keys.keys.persist(StorageLevel.MEMORY_AND_DISK)
-                    )
-                if name == "areas" and "geometry_wkt" in raw.present_columns:
-                    # Buurt polygons for point-in-polygon: one row per buurt (~14k nationally),
-                    # small by construction, so they go to the driver and from there to the
-                    # executors once, as a broadcast (with_point_buurt).
-                    out.polygons = [
-                        (r["buurt_code"], r["geometry_wkt"])
-                        for r in out.accepted["areas"]
-                        .where(F.col("geometry_wkt").isNotNull())
-                        .select("buurt_code", "geometry_wkt")
-                        .collect()
-                    ]
-                if name == "incidents":
-                    years = configured_years or tuple(
-                        sorted(
-                            int(r[0])
-                            for r in out.accepted["incidents"]
-                            .select(F.year("incident_date"))
-                            .distinct()
-                            .collect()
-                        )
-                    )
-                    if not years:
-                        raise InputError(
-                            "table incidents: no valid incident, so there is no period to analyse"
-                        )
-                    out.years = years
-                    out.reference_date = settings.period.reference_date or dt.date(
-                        max(years), 12, 31
-                    )
-                    ctx = dataclasses.replace(
-                        ctx, period_years=years, reference_date=out.reference_date
-                    )
+            )
+        out.rejects[name] = rejects(v, name)
+        out.accepted[name] = accepted(v, name)
+        if name in ("areas", "addresses", "incidents", "companies"):
+            # aggregated once, kept for the tables that refer to it (addresses: five)
+            keys = parent_keys(v, name, hashed=name in PSEUDONYM_COLUMNS)
+            parents[name] = dataclasses.replace(
+                keys, keys=keys.keys.persist(StorageLevel.MEMORY_AND_DISK)
+            )
+        if name == "areas" and "geometry_wkt" in raw.present_columns:
+            # Buurt polygons for point-in-polygon: one row per buurt (~14k nationally),
+            # small by construction, so they go to the driver and from there to the
+            # executors once, as a broadcast (with_point_buurt).
+            out.polygons = [
+                (r["buurt_code"], r["geometry_wkt"])
+                for r in out.accepted["areas"]
+                .where(F.col("geometry_wkt").isNotNull())
+                .select("buurt_code", "geometry_wkt")
+                .collect()
+            ]
+        if name == "incidents":
+            years = configured_years or tuple(
+                sorted(
+                    int(r[0])
+                    for r in out.accepted["incidents"]
+                    .select(F.year("incident_date"))
+                    .distinct()
+                    .collect()
+                )
+            )
+            if not years:
+                raise InputError(
+                    "table incidents: no valid incident, so there is no period to analyse"
+                )
+            out.years = years
+            out.reference_date = settings.period.reference_date or dt.date(max(years), 12, 31)
+            ctx = dataclasses.replace(ctx, period_years=years, reference_date=out.reference_date)
+
+    try:
+        # The tables of a wave depend only on earlier waves (WAVES): they are validated
+        # concurrently, so one table's planning and driver work overlaps another's tasks.
+        # Results are recorded in contract order, so the accounting and the first stop do not
+        # depend on which thread finished first.
+        with ThreadPoolExecutor(max_workers=CONCURRENT_TABLES, thread_name_prefix="zv") as pool:
+            for wave in WAVES:
+                names = [name for name in wave if name in raws]
+                wave_ctx = dataclasses.replace(ctx, parents=dict(parents))
+                futures = {name: pool.submit(validate_one, name, wave_ctx) for name in names}
+                done = {}
+                failure: BaseException | None = None
+                for name in names:  # every table of the wave finishes before any stop
+                    try:
+                        done[name] = futures[name].result()
+                    except BaseException as exc:  # re-raised below, the first in order
+                        failure = failure or exc
+                if failure is not None:
+                    raise failure
+                for name in names:
+                    record(name, *done[name])
+        out.accounting = {n: out.accounting[n] for n in ORDER if n in out.accounting}
     finally:
         # the cached parent keys serve this validation only
         for parent in parents.values():
