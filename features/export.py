@@ -36,6 +36,9 @@ AREA_CODE = {
     "buurt": re.compile(r"^BU\d{4}[0-9A-Z]{4}$"),
     "wijk": re.compile(r"^WK\d{4}[0-9A-Z]{2}$"),
     "gemeente": re.compile(r"^GM\d{4}$"),
+    # configured regions (their partner's name) and the study area (zicht.features.regions)
+    "regio": re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$"),
+    "studiegebied": re.compile(r"^studiegebied$"),
 }
 # the contract's rounding per unit, from the one table of units
 DECIMALS = {name: u.decimals for name, u in UNITS.items()}
@@ -111,16 +114,17 @@ def phenomena_registered(pub: pd.DataFrame, phenomena: Sequence[str]) -> set[str
 
 # --------------------------------------------------------------------------- codebook
 
-# codebook.csv holds the contract's columns (CONTRACT.md section 3); the workbook and the
-# report add the Dutch definition, ``definition_nl``
-CODEBOOK_COLUMNS = ["indicator", "phenomenon", "definition", "unit", "numerator", "denominator",
-                    "sources", "caveats"]  # fmt: skip
+# codebook.csv holds the contract's columns (CONTRACT.md section 3) with the Dutch definition,
+# ``definition_nl``, after the English one: the report and the workbook are Dutch, and so are
+# the partners who open the CSV
+CODEBOOK_COLUMNS = ["indicator", "phenomenon", "definition", "definition_nl", "unit",
+                    "numerator", "denominator", "sources", "caveats"]  # fmt: skip
 
 
-def codebook_frame(specs: Sequence[IndicatorSpec], *, dutch: bool = False) -> pd.DataFrame:
-    """One row per published indicator, from the catalogue: the columns of ``codebook.csv``,
-    with ``dutch`` also ``definition_nl`` (the Dutch definition; empty where the catalogue has
-    none) for the workbook and the report."""
+def codebook_frame(specs: Sequence[IndicatorSpec]) -> pd.DataFrame:
+    """One row per published indicator, from the catalogue: the columns of ``codebook.csv``
+    (``definition_nl`` empty where the catalogue has no Dutch definition), read by the CSV,
+    the workbook and the report alike."""
     rows = [
         {
             "indicator": s.key,
@@ -135,8 +139,7 @@ def codebook_frame(specs: Sequence[IndicatorSpec], *, dutch: bool = False) -> pd
         }
         for s in specs
     ]
-    frame = pd.DataFrame(rows, columns=[*CODEBOOK_COLUMNS, "definition_nl"])
-    return frame if dutch else frame[CODEBOOK_COLUMNS]
+    return pd.DataFrame(rows, columns=CODEBOOK_COLUMNS)
 
 
 # --------------------------------------------------------------------------- formula guard

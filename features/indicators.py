@@ -52,6 +52,7 @@ from pyspark.sql import functions as F
 
 from zicht.features import registry
 from zicht.features.link import LEVELS
+from zicht.features.regions import REFERENCE_LEVELS, Regions, level_codes, reference_codes
 from zicht.features.settings import CoverageSettings, IndicatorSpec, PatternSettings, Phenomenon
 from zicht.features.smoothing import with_smoothed
 from zicht.features.themes import THEME_PASS_FUNCTIONS, gated_indicators
@@ -210,15 +211,20 @@ def _active_in(start: Column, end: Column, first: Column, last: Column) -> Colum
     return (start <= last) & (end.isNull() | (end >= first))
 
 
-def _levels(df: DataFrame, *cols: str) -> DataFrame:
+def _levels(df: DataFrame, *cols: str, regions: Regions | None = None) -> DataFrame:
     """One row per level for each row with buurt_code, wijk_code, gemeente_code: ``level``,
-    ``area_code`` and ``cols``."""
-    areas = F.array(
-        *[
-            F.struct(F.lit(level).alias("level"), F.col(f"{level}_code").alias("area_code"))
-            for level in LEVELS
-        ]
-    )
+    ``area_code`` and ``cols``. With ``regions`` also the region of the row's gemeente (rows
+    outside every region get none) and the study area (``zicht.features.regions``)."""
+    levels = [
+        F.struct(F.lit(level).alias("level"), F.col(f"{level}_code").alias("area_code"))
+        for level in LEVELS
+    ]
+    areas = F.array(*levels)
+    if regions is not None:
+        areas = F.filter(
+            F.array(*levels, *level_codes(regions, F.col("gemeente_code"))),
+            lambda x: x["area_code"].isNotNull() | ~x["level"].isin(*REFERENCE_LEVELS),
+        )
     return df.select(*cols, F.explode(areas).alias("_l")).select("_l.level", "_l.area_code", *cols)
 
 
@@ -238,6 +244,7 @@ class PassContext:
     cut: Checkpoint = field(default=lambda df, _name: df)
     shared: dict[str, DataFrame | None] = field(default_factory=dict)
     sectors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> SBI prefixes
+    regions: Regions | None = None  # configured regions: the levels regio and studiegebied
 
     @property
     def hierarchy(self) -> DataFrame:
@@ -523,7 +530,7 @@ def _pass_incident_suspects(ctx: PassContext) -> DataFrame | None:
     )  # fmt: skip
     base = src.suspects.select("incident_id", "person_id").join(inc, "incident_id")
     per_area = (
-        _levels(base, "person_id", "year", "phenomena")
+        _levels(base, "person_id", "year", "phenomena", regions=ctx.regions)
         .groupBy("level", "area_code", "year", "person_id")
         .agg(F.array_distinct(F.flatten(F.collect_list("phenomena"))).alias("phenomena"))
     )
@@ -531,9 +538,13 @@ def _pass_incident_suspects(ctx: PassContext) -> DataFrame | None:
         "person_id", "year", "repeat_phenomena",
         *[F.col(f"{level}_code").alias(f"_home_{level}") for level in LEVELS],
     )  # fmt: skip
-    home_code = F.coalesce(
-        *[F.when(F.col("level") == level, F.col(f"_home_{level}")) for level in LEVELS]
-    )
+    homes_at = [F.when(F.col("level") == level, F.col(f"_home_{level}")) for level in LEVELS]
+    if ctx.regions is not None:  # lives in the same region, or anywhere in the study area
+        home_gm = F.col("_home_gemeente")
+        homes_at += [
+            F.when(F.col("level") == lv, code) for lv, code in reference_codes(ctx.regions, home_gm)
+        ]
+    home_code = F.coalesce(*homes_at)
     is_local = F.coalesce(home_code == F.col("area_code"), F.lit(False))
     return per_area.join(person, ["person_id", "year"]).select(
         "level", "area_code", "year", "phenomena", "repeat_phenomena", is_local.alias("is_local")
@@ -572,7 +583,7 @@ def _pass_directors(ctx: PassContext) -> DataFrame | None:
     located = directed.join(many, ["person_id", "year"]).join(
         F.broadcast(ctx.hierarchy), "buurt_code"
     )
-    return _levels(located, "year", "person_id")
+    return _levels(located, "year", "person_id", regions=ctx.regions)
 
 
 def _journey_pairs(ctx: PassContext) -> DataFrame | None:
@@ -619,7 +630,9 @@ def _journey_pairs(ctx: PassContext) -> DataFrame | None:
 
 def _pass_journeys(ctx: PassContext) -> DataFrame | None:
     pairs = _journey_pairs(ctx)
-    return None if pairs is None else _levels(pairs, "year", "phenomenon", "distance_km")
+    if pairs is None:
+        return None
+    return _levels(pairs, "year", "phenomenon", "distance_km", regions=ctx.regions)
 
 
 def _pass_network(ctx: PassContext) -> DataFrame | None:
@@ -637,7 +650,7 @@ def _pass_woz(ctx: PassContext) -> DataFrame | None:
     if a is None:
         return None
     woz = a.where(F.col("woz_value_eur").isNotNull()).join(F.broadcast(ctx.hierarchy), "buurt_code")
-    return _levels(woz, "woz_value_eur")
+    return _levels(woz, "woz_value_eur", regions=ctx.regions)
 
 
 PassFunction = Callable[[PassContext], "DataFrame | None"]
@@ -665,6 +678,10 @@ PASS_FUNCTIONS: Mapping[str, PassFunction] = {
     **THEME_PASS_FUNCTIONS,
 }
 HELPER_PASSES = {"woz": "level"}
+# The per-level passes whose rows carry the regio and studiegebied levels (they call _levels
+# with the context's regions); any other per-level pass (the network stage's counts, the
+# themes') has no row there, so its columns are null at those levels (not_applicable), never 0.
+REGION_PASSES = frozenset({"incident_suspects", "directors", "journeys", "woz"})
 
 
 def _grain(pass_: str) -> str:
@@ -770,6 +787,7 @@ def _counts_wide(
     summed: list[str] = []
     buurt = ctx.hierarchy.crossJoin(F.broadcast(ctx.years_df))
     levels: list[DataFrame] = []
+    no_region: list[str] = []  # per-level columns without rows at the reference levels
     for pass_, cols in columns.items():
         rows = PASS_FUNCTIONS[pass_](ctx)
         if rows is None:
@@ -790,11 +808,23 @@ def _counts_wide(
             buurt = buurt.join(F.broadcast(agg), keys, "left")
         else:
             levels.append(agg)
-    wide = _levels(buurt, "year", *summed).groupBy(*KEYS).agg(*[F.sum(c).alias(c) for c in summed])
+            if pass_ not in REGION_PASSES:
+                no_region += names
+    wide = _levels(buurt, "year", *summed, regions=ctx.regions)
+    wide = wide.groupBy(*KEYS).agg(*[F.sum(c).alias(c) for c in summed])
     for agg in levels:
         keys = KEYS if "year" in agg.columns else ["level", "area_code"]
         wide = wide.join(F.broadcast(agg), keys, "left")
-    return wide.fillna(0.0, subset=[c.name for c in made if c.summed]), made
+    wide = wide.fillna(0.0, subset=[c.name for c in made if c.summed])
+    if ctx.regions is not None and no_region:
+        above = F.col("level").isin(*REFERENCE_LEVELS)
+        wide = wide.select(
+            *[
+                F.when(~above, F.col(c)).alias(c) if c in no_region else F.col(c)
+                for c in wide.columns
+            ]
+        )
+    return wide, made
 
 
 # --------------------------------------------------------------------------- methods
@@ -953,8 +983,12 @@ def build_indicators(
     patterns: PatternSettings | None = None,
     checkpoint: Checkpoint | None = None,
     sectors: Mapping[str, tuple[str, ...]] | None = None,
+    regions: Regions | None = None,
 ) -> IndicatorResult:
     """All catalogue indicators at every level and year, plus the buurt feature table.
+
+    ``regions`` (``zicht.features.regions``): the levels regio and studiegebied as well, each
+    computed from its own rows like the gemeente (none without it).
 
     ``checkpoint(df, name)`` cuts the query plan where a frame feeds several others: the
     frames several passes share (the suspects' homes, the companies' seats, the located sales),
@@ -979,7 +1013,7 @@ def build_indicators(
 
     spark = src.areas.sparkSession
     years_df = spark.createDataFrame([(int(y),) for y in years], "year long")
-    ctx = PassContext(src, years_df, patterns, cut, sectors=dict(sectors or {}))
+    ctx = PassContext(src, years_df, patterns, cut, sectors=dict(sectors or {}), regions=regions)
     columns = _wanted_columns(counts_specs, derived_specs, src, patterns)
     wide, made = _counts_wide(ctx, columns)
     missing = sorted({c.name for cols in columns.values() for c in cols} - {c.name for c in made})
@@ -1009,7 +1043,14 @@ def build_indicators(
             continue
         outside = F.lit(False)
         if cov.gemeenten:
-            outside = outside | ~_gemeente_of(F.col("area_code")).isin(list(cov.gemeenten))
+            inside = _gemeente_of(F.col("area_code")).isin(list(cov.gemeenten))
+            if regions is not None:  # a region is covered when all its gemeenten are
+                whole = [
+                    r for r in regions.codes if set(regions.gemeenten(r)) <= set(cov.gemeenten)
+                ]
+                above = F.col("level").isin(*REFERENCE_LEVELS)
+                inside = F.when(above, F.col("area_code").isin(whole)).otherwise(inside)
+            outside = outside | ~inside
         if cov.years:
             outside = outside | ~F.col("year").isin(list(cov.years))
         not_covered = not_covered | (F.col("indicator").isin(sorted(set(using))) & outside)

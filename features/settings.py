@@ -135,6 +135,11 @@ class PartnerSettings:
 
     gemeenten: tuple[str, ...] = ()
     label: str = ""  # the partner's name as the report shows it; default the key
+    # its gemeenten form a region (zicht.features.regions): a level between gemeente and the
+    # study area, protected by disclosure like the others, so the package may carry the
+    # region's and the study area's rows as reference rows; at least two gemeenten, and no
+    # gemeente in two regions
+    region: bool = False
 
 
 CSV_DIALECTS = ("standard", "nl")
@@ -761,6 +766,20 @@ def _check(s: Settings) -> None:
         for g in partner.gemeenten:
             if not re.match(r"^GM\d{4}$", g):
                 raise ConfigError(f"export.partners.{name}.gemeenten: {g!r} is not a GM code")
+        if partner.region and len(set(partner.gemeenten)) < 2:
+            raise ConfigError(
+                f"export.partners.{name}.region: a region needs two or more gemeenten"
+            )
+        if partner.region and name == "studiegebied":  # the study area's own code
+            raise ConfigError("export.partners.studiegebied: a region cannot be named studiegebied")
+    in_region: dict[str, str] = {}  # regions must be disjoint: the hierarchy is a tree
+    for name, partner in sorted(s.export.partners.items()):
+        for g in partner.gemeenten if partner.region else ():
+            if in_region.setdefault(g, name) != name:
+                raise ConfigError(
+                    f"export.partners: gemeente {g} is in the regions {in_region[g]} and {name}; "
+                    "regions must not overlap (set region: false on one of them)"
+                )
     if s.population.source not in POPULATION_SOURCES:
         raise ConfigError(
             f"population.source: {s.population.source!r} is not one of "

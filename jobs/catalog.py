@@ -316,6 +316,7 @@ _CODEBOOK_COLUMNS = (
     ("indicator", STRING, "indicator key"),
     ("phenomenon", STRING, "phenomenon key; empty for context and network indicators"),
     ("definition", STRING, "what the indicator counts or measures"),
+    ("definition_nl", STRING, "the same in Dutch (empty where the catalogue has none)"),
     ("unit", STRING, "count, rate, share, euro, km, index or class"),
     ("numerator", STRING, "indicator key of the numerator (rates and shares)"),
     ("denominator", STRING, "indicator key of the denominator (rates and shares)"),
@@ -774,7 +775,8 @@ def _datasets() -> tuple[Dataset, ...]:
             partner,
             "csv",
             _schema(*_CODEBOOK_COLUMNS),
-            "one row per published indicator, generated from the catalogue",
+            "one row per published indicator, generated from the catalogue, with its "
+            "definition in English and Dutch (definition_nl)",
         ),
         Dataset(
             "trends",

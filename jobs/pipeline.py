@@ -492,6 +492,7 @@ class Indicators:
 
     def run(self, ctx: RunContext) -> StageResult:
         from zicht.features.indicators import IndicatorResult, Sources, build_indicators
+        from zicht.features.regions import regions_of
 
         linked = load_linked(ctx)
         acc, settings = linked.accepted, ctx.settings
@@ -532,6 +533,7 @@ class Indicators:
                 coverage=settings.coverage,
                 patterns=settings.patterns,
                 sectors=settings.sectors,
+                regions=regions_of(settings.export.partners),  # reference levels (v2)
                 checkpoint=lambda df, name: ctx.write("indicator_checkpoint", df, checkpoint=name)[
                     0
                 ],

@@ -55,6 +55,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from zicht.features.regions import REFERENCE_LEVELS, REGION, STUDY_AREA, STUDY_AREA_CODE, Regions
 from zicht.features.settings import UNITS, DisclosureSettings, IndicatorSpec, Phenomenon
 
 LEVELS = ("buurt", "wijk", "gemeente")
@@ -240,7 +241,8 @@ class Relation:
     sense: str
 
 
-_LEVEL_RANK = {"buurt": 0, "wijk": 1, "gemeente": 2}
+# regio and studiegebied exist only with configured regions (zicht.features.regions)
+_LEVEL_RANK = {"buurt": 0, "wijk": 1, "gemeente": 2, REGION: 3, STUDY_AREA: 4}
 _SENSES = ("eq", "le", "ge")
 _SENSE_CODE = {s: i for i, s in enumerate(_SENSES)}
 
@@ -366,6 +368,7 @@ def build_relations(pdf: pd.DataFrame) -> list[Relation]:
         parents=pdf["parent_code"].to_numpy(dtype=object),
         values=pdf["value"].to_numpy(dtype=float, na_value=np.nan),
         known=_known(pdf),
+        gemeenten=pdf["gemeente_code"].to_numpy(dtype=object) if "gemeente_code" in pdf else None,
     ).as_list()
 
 
@@ -378,10 +381,17 @@ def _hierarchy(
     parents: np.ndarray,
     values: np.ndarray,
     known: np.ndarray,
+    gemeenten: np.ndarray | None = None,
 ) -> _Relations:
     """:func:`build_relations` for the cells of many indicators at once (``indicator`` and
     ``family`` are integer sort keys; relations never cross an indicator). Ordered by family,
-    indicator, then as :func:`build_relations`; children by area code."""
+    indicator, then as :func:`build_relations`; children by area code.
+
+    ``gemeenten``: each row's gemeente code, for a group of several gemeenten (configured
+    regions): a gemeente is then related to its own buurten, a region to its gemeenten (by
+    their parent code), and the study area directly to every gemeente of the group (the
+    gemeenten outside a region have it as their parent; those inside are implied through
+    their region, and relating all of them at once keeps the study area one relation)."""
     n = len(values)
     kn = np.flatnonzero(known)
     if not len(kn):
@@ -397,20 +407,31 @@ def _hierarchy(
     loc = own.index.get_indexer(pd.Index(indicator[kp] * m + pid[kp]))
     child = kp[loc >= 0]
     par = own.to_numpy()[loc[loc >= 0]]
-    # the gemeente is related to every buurt of its indicator directly (this replaces a buurt
-    # whose parent code is the gemeente itself)
+    # the gemeente is related to every buurt of its indicator (and gemeente) directly (this
+    # replaces a buurt whose parent code is the gemeente itself); the study area to every
+    # gemeente of its indicator
     is_gem = known & (lrank == 2)
-    keep = ~(is_gem[par] & (lrank[child] == 0))
+    is_top = known & (lrank == 4)
+    keep = ~(is_gem[par] & (lrank[child] == 0)) & ~is_top[par]
     child, par = child[keep], par[keep]
-    gem = np.flatnonzero(is_gem)
-    buurt = np.flatnonzero(known & (lrank == 0))
-    if len(gem) and len(buurt):
-        buurt = buurt[np.argsort(indicator[buurt], kind="stable")]
-        first = np.searchsorted(indicator[buurt], indicator[gem], "left")
-        count = np.searchsorted(indicator[buurt], indicator[gem], "right") - first
+    gem_key = indicator
+    if gemeenten is not None:
+        gid = pd.factorize(np.asarray(gemeenten, dtype=object))[0].astype(np.int64) + 1
+        gem_key = indicator * (int(gid.max(initial=0)) + 1) + gid
+    for parents_of, children_of, key in (
+        (is_gem, known & (lrank == 0), gem_key),
+        (is_top, is_gem, indicator),
+    ):
+        up = np.flatnonzero(parents_of)
+        down = np.flatnonzero(children_of)
+        if not (len(up) and len(down)):
+            continue
+        down = down[np.argsort(key[down], kind="stable")]
+        first = np.searchsorted(key[down], key[up], "left")
+        count = np.searchsorted(key[down], key[up], "right") - first
         within = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-        child = np.concatenate([child, buurt[np.repeat(first, count) + within]])
-        par = np.concatenate([par, np.repeat(gem, count)])
+        child = np.concatenate([child, down[np.repeat(first, count) + within]])
+        par = np.concatenate([par, np.repeat(up, count)])
     if not len(child):
         return _NO_RELATIONS
     crank = lrank[child]
@@ -1291,6 +1312,9 @@ def _count_pattern(
             parents=df["parent_code"].to_numpy(dtype=object),
             values=values,
             known=known,
+            gemeenten=(
+                df["gemeente_code"].to_numpy(dtype=object) if "gemeente_code" in df else None
+            ),
         )
         rel_fam = fam[rels.parent]
         links_of: dict[int, list[np.ndarray]] = {}
@@ -1478,9 +1502,15 @@ def composite_inputs(by_key: Mapping[str, IndicatorSpec]) -> dict[str, list[str]
     return {k: sorted(counts(k, frozenset())) for k, s in by_key.items() if s.components}
 
 
-def _area_map(hierarchy: DataFrame) -> DataFrame:
-    """``level, area_code, parent_code, gemeente_code`` for every area of the hierarchy."""
+def _area_map(hierarchy: DataFrame, regions: Regions | None = None) -> DataFrame:
+    """``level, area_code, parent_code, gemeente_code`` for every area of the hierarchy; with
+    ``regions`` the gemeente's parent is its region or (outside every region) the study area,
+    and the regions and the study area are areas too (gemeente_code null)."""
     h = hierarchy.select("buurt_code", "wijk_code", "gemeente_code")
+    if regions is not None:
+        return _with_region_parents(_area_map(hierarchy), regions).unionByName(
+            _reference_areas(hierarchy, regions)
+        )
     return (
         h.select(
             F.lit("buurt").alias("level"),
@@ -1504,6 +1534,30 @@ def _area_map(hierarchy: DataFrame) -> DataFrame:
                 "gemeente_code",
             ).distinct()
         )
+    )
+
+
+def _reference_areas(hierarchy: DataFrame, regions: Regions) -> DataFrame:
+    """The regio areas (parent the study area) and the study area itself."""
+    spark = hierarchy.sparkSession
+    # a handful of configured regions: built on the driver, small by construction
+    rows: list[tuple[str, str, str | None]] = [
+        (REGION, code, STUDY_AREA_CODE) for code in regions.codes
+    ]
+    rows.append((STUDY_AREA, STUDY_AREA_CODE, None))
+    return spark.createDataFrame(
+        rows, "level string, area_code string, parent_code string"
+    ).withColumn("gemeente_code", F.lit(None).cast("string"))
+
+
+def _with_region_parents(area_map: DataFrame, regions: Regions) -> DataFrame:
+    """The gemeente's parent: its region, else the study area."""
+    return area_map.withColumn(
+        "parent_code",
+        F.when(
+            F.col("level") == "gemeente",
+            F.coalesce(regions.region_of(F.col("area_code")), F.lit(STUDY_AREA_CODE)),
+        ).otherwise(F.col("parent_code")),
     )
 
 
@@ -1566,9 +1620,10 @@ def disclose_gemeente(
     indicator = pdf["indicator"].to_numpy(dtype=object)
     unit = _map(indicator, catalogue.unit_of)
     is_count = unit == "count"
-    counts = pdf.loc[
-        is_count, ["level", "area_code", "parent_code", "year", "indicator", "value", "status"]
-    ]
+    count_columns = ["level", "area_code", "parent_code", "year", "indicator", "value", "status"]
+    # the row's own gemeente (a group may hold several: regions) and whether it is unplaced
+    count_columns += [c for c in ("gemeente_code", "is_unplaced") if c in pdf]
+    counts = pdf.loc[is_count, count_columns]
     family = _map(indicator[is_count], catalogue.family_of)
     cdf, res = _count_pattern(
         counts,
@@ -1676,6 +1731,14 @@ def disclose_gemeente(
     ).astype(object)
     # one frame from the column arrays (pd.concat would test every None of the others)
     reason = np.concatenate([res.reason, other_reason])
+    if "is_unplaced" in pdf:
+        # a regio or studiegebied cell without the regions that place it in the hierarchy (an
+        # export with another configuration than the indicators'): no relation protects it,
+        # so it fails closed. Hiding a cell in no relation narrows nobody's interval.
+        unplaced = np.concatenate(
+            [cdf["is_unplaced"].to_numpy(dtype=bool), other["is_unplaced"].to_numpy(dtype=bool)]
+        )
+        reason = np.where(unplaced & (reason == "published"), "primary", reason).astype(object)
     no = len(other)
     out = pd.DataFrame(
         {
@@ -1731,12 +1794,18 @@ def disclosure_cells(
     *,
     specs: Sequence[IndicatorSpec],
     magnitude_contributors: DataFrame | None = None,
+    regions: Regions | None = None,
 ) -> DataFrame:
     """The cells as :func:`apply_disclosure` hands them to :func:`disclose_gemeente`, grouped
     by ``year, gemeente_code``: ``level, area_code, parent_code, gemeente_code, year,
     indicator, value, status``, ``n_units, top_n_share`` (magnitudes with contributor data;
-    else null). Cells outside the hierarchy get their own gemeente key (or none) and so take
-    part in no relation: primary rules only."""
+    else null), ``is_unplaced``. Cells outside the hierarchy get their own gemeente key (or
+    none) and so take part in no relation: primary rules only; a regio or studiegebied cell
+    outside it (``is_unplaced``: no ``regions`` given, or another region) is suppressed.
+
+    With ``regions`` the grouping key ``disclosure_group`` is the study area for every cell
+    (the study area relates every gemeente, so the year is one group) and ``gemeente_code``
+    the row's own gemeente (null for regio and studiegebied)."""
     unit_of = _literal_map({s.key: s.unit for s in specs})
     base = cells.select("level", "area_code", "year", "indicator", "value", "status")
     no_contributors = [
@@ -1762,8 +1831,13 @@ def disclosure_cells(
     else:
         base = base.select("*", *no_contributors)
     # The area map is one row per area (~17k nationally): broadcast, no shuffle of the cells.
-    return (
-        base.join(F.broadcast(_area_map(hierarchy)), on=["level", "area_code"], how="left")
+    placed = _area_map(hierarchy, regions).withColumn("_placed", F.lit(True))
+    out = (
+        base.join(F.broadcast(placed), on=["level", "area_code"], how="left")
+        .withColumn(
+            "is_unplaced",
+            F.col("level").isin(*REFERENCE_LEVELS) & F.col("_placed").isNull(),
+        )
         .withColumn(
             "gemeente_code",
             F.coalesce(
@@ -1782,8 +1856,12 @@ def disclosure_cells(
             "status",
             "n_units",
             "top_n_share",
+            "is_unplaced",
         )
     )
+    if regions is not None:
+        return out.withColumn("disclosure_group", F.lit(STUDY_AREA_CODE))
+    return out
 
 
 def apply_disclosure(
@@ -1795,8 +1873,15 @@ def apply_disclosure(
     magnitude_contributors: DataFrame | None = None,
     links: Sequence[tuple[str, str]] = (),
     secondary: bool = True,
+    regions: Regions | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """Primary, secondary and inherited suppression, rounding and the audit.
+
+    ``regions`` (``zicht.features.regions``): the cells hold the levels regio and
+    studiegebied, protected in the same tree (gemeente within regio for the gemeenten of a
+    region, every gemeente and so every region within the study area). The study area ties
+    every gemeente together, so each year is then one pandas call, on one core: the price of
+    reference rows (measured in the README).
 
     ``cells``: ``level, area_code, year, indicator, value, status`` (ok, not_applicable,
     not_covered). ``hierarchy``: ``buurt_code, wijk_code, gemeente_code``, one row per buurt.
@@ -1846,12 +1931,17 @@ def apply_disclosure(
     # stage (77, 69 and 26 s on two cores); even eight tasks of ~90 gemeenten differ 3x. A
     # repartition by number is never merged, and the groupBy reuses it.
     partitions = max(int(cells.sparkSession.conf.get("spark.sql.shuffle.partitions") or 1), 32)
+    group = "gemeente_code" if regions is None else "disclosure_group"
     audit = (
         disclosure_cells(
-            cells, hierarchy, specs=specs, magnitude_contributors=magnitude_contributors
+            cells,
+            hierarchy,
+            specs=specs,
+            magnitude_contributors=magnitude_contributors,
+            regions=regions,
         )
-        .repartition(partitions, "year", "gemeente_code")
-        .groupBy("year", "gemeente_code")
+        .repartition(partitions, "year", group)
+        .groupBy("year", group)
         .applyInPandas(
             disclosure_step(specs, settings=settings, links=links, secondary=secondary), schema
         )
@@ -1906,6 +1996,15 @@ RULES: tuple[tuple[str, str], ...] = (
         "every suppressed count must be at least protection_width wide",
     ),
     ("rounding", "counts and euros whole, rates and km one decimal, shares three, index two"),
+)
+
+
+REGION_RULE = (
+    "with configured regions the hierarchy goes on above the gemeente: gemeente within regio "
+    "(the gemeenten of a region) and every gemeente, so every region, within the study area "
+    "(studiegebied); primary, inherited and secondary suppression and the audit cover those "
+    "cells like the others, so a region or study-area total minus the published gemeenten "
+    "gives no suppressed cell back"
 )
 
 
@@ -1981,7 +2080,8 @@ def disclosure_report(
             diff_unprotected += int(r["unprotected"])
             continue
         key = "published" if r["status"] == "ok" else str(r["status"])
-        levels.setdefault(str(r["level"]), {})[key] = int(r["cells"])
+        zero = {"published": 0, "suppressed": 0, "not_applicable": 0, "not_covered": 0}
+        levels.setdefault(str(r["level"]), zero)[key] = int(r["cells"])
         lc = loss_counts.setdefault(str(r["level"]), [0, 0])
         lc[0] += int(r["large"])
         lc[1] += int(r["large_secondary"])
@@ -1989,6 +2089,8 @@ def disclosure_report(
     def share(n: int, d: int) -> float | None:
         return round(n / d, 4) if d else None
 
+    if any(lv in levels for lv in REFERENCE_LEVELS):
+        rules.append({"name": "secondary_regions", "description": REGION_RULE})
     total_large = sum(v[0] for v in loss_counts.values())
     total_secondary = sum(v[1] for v in loss_counts.values())
     return {
@@ -2021,8 +2123,12 @@ def joint_audit(
     hierarchy: DataFrame,
     *,
     settings: DisclosureSettings,
+    regions: Regions | None = None,
 ) -> DataFrame:
     """The audit of a release together with earlier releases of the same data.
+
+    ``regions``: the release's regions (:func:`apply_disclosure`); their cells are then
+    audited in the same tree, one group per indicator and year.
 
     ``audit``: this release's audit (:func:`apply_disclosure`); ``earlier``: the published
     patterns of earlier releases (``level, area_code, year, indicator, status``). A partner who
@@ -2057,7 +2163,7 @@ def joint_audit(
                 F.col("status")
             ),
         )
-        .join(_area_map(hierarchy), ["level", "area_code"], "left")
+        .join(_area_map(hierarchy, regions), ["level", "area_code"], "left")
         .withColumn(
             "gemeente_code",
             F.coalesce(
@@ -2066,6 +2172,10 @@ def joint_audit(
         )
         .select(*keys, "parent_code", "gemeente_code", "value", "status", "reason")
     )
+    group = "gemeente_code"
+    if regions is not None:  # the study area ties every gemeente: one group per year
+        group = "disclosure_group"
+        counts = counts.withColumn(group, F.lit(STUDY_AREA_CODE))
     schema = T.StructType(
         [
             T.StructField("level", T.StringType()),
@@ -2086,4 +2196,4 @@ def joint_audit(
         out["protected"] = [None if pd.isna(v) else bool(v) for v in out["protected"]]
         return out[[f.name for f in schema.fields]]
 
-    return counts.groupBy("indicator", "year", "gemeente_code").applyInPandas(run, schema)
+    return counts.groupBy("indicator", "year", group).applyInPandas(run, schema)

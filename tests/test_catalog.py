@@ -344,6 +344,11 @@ def test_contract_outputs_are_in_the_catalogue() -> None:
     assert {p for p in contract if _normalise(p) not in catalogued} == set()
 
 
+# Columns zicht writes before the contract names them (a contract change reported to the lead):
+# the test fails once the contract lists the column, so the entry is removed then.
+AHEAD_OF_CONTRACT = {"export/codebook.csv": {"definition_nl"}}
+
+
 def test_contract_columns_are_declared() -> None:
     by_location = {_normalise(d.location): d for d in CATALOGUE.values() if d.root == "output"}
     column = re.compile(r"^[a-z][a-z0-9_]*(<[a-z_]+>)?$")
@@ -361,7 +366,9 @@ def test_contract_columns_are_declared() -> None:
                 assert name in d.columns or name in patterns, (d.location, name)
                 checked += 1
             if d.audience == "partner":  # partners get exactly the contract's columns
-                assert set(d.columns) == set(named), d.location
+                ahead = AHEAD_OF_CONTRACT.get(d.location, set())
+                assert not ahead & set(named), f"{d.location}: drop it from AHEAD_OF_CONTRACT"
+                assert set(d.columns) == set(named) | ahead, d.location
     assert checked > 30
 
 

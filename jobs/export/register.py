@@ -149,10 +149,12 @@ def joint_verdict(
     """``audited_cells``, ``unprotected_cells`` and ``passed`` of the audit of this release
     together with earlier releases' patterns (:func:`zicht.models.disclosure.joint_audit`): one
     row per jointly hidden count, bounded by the partner tables' size, aggregated in Spark."""
+    from zicht.features.regions import regions_of
     from zicht.models.disclosure import joint_audit
 
+    regions = regions_of(ctx.settings.export.partners)  # the same tree as the release's audit
     row = (
-        joint_audit(audit, patterns, hierarchy, settings=ctx.settings.disclosure)
+        joint_audit(audit, patterns, hierarchy, settings=ctx.settings.disclosure, regions=regions)
         .agg(
             F.count(F.lit(1)).alias("n"),
             F.sum(F.when(F.col("protected") == F.lit(False), 1).otherwise(0)).alias("bad"),

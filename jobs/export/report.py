@@ -9,9 +9,12 @@ distinct published values, never narrower than the rounding, fewer when there ar
 values). Clicking an area shows its trend over the years; the page also lists the areas with
 the highest values, each indicator's Dutch definition and caveat from the codebook, and the
 disclosure rules in plain Dutch. A phenomenon with no registration anywhere in the delivery is
-shown as "niet in deze levering", not as a map of zeros. Hot-spot maps (Gi*, local Moran) are
-not shown: they are computed from unsuppressed data, whose z-scores with public weights can give
-suppressed counts back, so they stay in the analysts' restricted output.
+shown as "niet in deze levering", not as a map of zeros. Hot-spot maps (Gi* z in bands at
++-1.96 and +-2.58, local-Moran quadrants) are offered as map choices where the buurten carry
+outlines, computed from the published buurt rates only
+(:mod:`zicht.jobs.export.hotspots_published`): the analysts' hot spots of the unsuppressed values
+could give suppressed counts back, so they stay in the restricted output; buurten left out of
+the computation are hatched (suppressed) or grey, with the reason in the legend.
 
 The first view (the default choice) is rendered here as well, so the page shows a map before
 its script runs. Everything comes from the formatted partner rows (through the leak guard) and
@@ -91,6 +94,37 @@ LABEL_NL = {
 SECTOR_NL = {"zorg": "zorg", "vakantieparken": "vakantieparken",
              "cash_intensive": "contantintensieve branches"}  # fmt: skip
 SYMBOL_TEXT = {"x": "x (geheim)", ".": ". (gegevens ontbreken)", "": "niet van toepassing"}
+
+# the hot-spot maps: Gi* z bands (upper bounds; the last is open) and local-Moran quadrants,
+# ColorBrewer RdBu (blue cold, red hot) with a neutral middle
+GI_BANDS = [
+    (-2.58, "koude plek, z \u2264 -2,58 (99%)", "#2166ac"),
+    (-1.96, "koude plek, -2,58 < z \u2264 -1,96 (95%)", "#92c5de"),
+    (1.96, "niet significant, -1,96 < z < 1,96", "#f7f7f7"),
+    (2.58, "hotspot, 1,96 \u2264 z < 2,58 (95%)", "#f4a582"),
+    (None, "hotspot, z \u2265 2,58 (99%)", "#b2182b"),
+]
+MORAN_CLASSES = [
+    ("HH", "hoog tussen hoog (HH)", "#b2182b"),
+    ("LL", "laag tussen laag (LL)", "#2166ac"),
+    ("HL", "hoog tussen laag (HL)", "#f4a582"),
+    ("LH", "laag tussen hoog (LH)", "#92c5de"),
+    ("ns", "niet significant", "#f7f7f7"),
+]
+# why a buurt is left out of the hot-spot computation: its symbol on the page and the legend
+HOT_LEFT_OUT = {
+    "suppressed": ("x", "geheim (onderdrukt): niet meegerekend"),
+    "not_applicable": ("", "niet van toepassing: niet meegerekend"),
+    "not_covered": (".", "gegevens ontbreken: niet meegerekend"),
+    "no_geometry": ("g", "geen kaartvorm: niet meegerekend"),
+    "too_few": ("t", "te weinig gepubliceerde buurten: niet berekend"),
+    "undefined": ("u", "niet te berekenen"),
+}
+HOT_NOTE = (
+    "Deze kaart is alleen berekend op de gepubliceerde waarden: buurten met een geheim, niet "
+    "van toepassing zijnd of ontbrekend cijfer tellen niet mee (ook niet als 0), en de buren "
+    "volgen uit de gepubliceerde buurtgrenzen. Zo verraadt de kaart geen geheim cijfer."
+)
 
 
 # --------------------------------------------------------------------------- legend
@@ -257,10 +291,13 @@ def report_data(
     present: set[str] | None = None,
     first: Sequence[str] = (),
     report: Mapping[str, object] | None = None,
+    hotspots: pd.DataFrame | None = None,
 ) -> dict[str, object]:
     """What the page's script reads: areas per level (code, name, outline id), the offered
     indicators with unit, definition and caveat, the values per level, indicator and year (a
-    number when published, else its CBS symbol), and the legend per level and indicator."""
+    number when published, else its CBS symbol), the legend per level and indicator, and the
+    hot-spot maps of the published values (``hotspots``:
+    :func:`zicht.jobs.export.hotspots_published.published_hotspots`; None or empty: none)."""
     areas = areas.sort_values("buurt_code", kind="mergesort").reset_index(drop=True)
     paths, size = svg_paths(areas)
     units = (
@@ -349,6 +386,7 @@ def report_data(
                     cells[k] = float(v) if st == "ok" else symbols.get(str(st), "x")
             values[level].setdefault(ind, {})[str(year)] = cells
     params = (report or {}).get("parameters", {})
+    hot = hotspot_data(hotspots, index["buurt"], {str(i["key"]) for i in indicators})
     return {
         "years": years,
         "levels": list(LEVELS),
@@ -358,9 +396,47 @@ def report_data(
         "values": values,
         "legends": legends,
         "min_count": params.get("min_count") if isinstance(params, Mapping) else None,
+        "hotspots": hot,
+        "hot_legends": {
+            # a negative bound belongs to its band (z <= -1.96), a positive one to the next
+            "gi": [{"upper": u, "label": lab, "color": c} for u, lab, c in GI_BANDS],
+            "moran": [{"code": q, "label": lab, "color": c} for q, lab, c in MORAN_CLASSES],
+            "left_out": {sym: lab for sym, lab in HOT_LEFT_OUT.values()},
+        },
+        "hot_note": HOT_NOTE,
         "_paths": paths,  # for the page's <defs>; not part of the script's JSON
         "_size": size,
     }
+
+
+def hotspot_data(
+    hotspots: pd.DataFrame | None, buurt_index: Mapping[str, int], offered: set[str]
+) -> dict[str, dict[str, dict[str, list[object]]]]:
+    """indicator -> year -> ``{"z": [...], "m": [...]}`` in the page's buurt order: the Gi* z
+    (two decimals) and the Moran quadrant of a buurt that took part, else the symbol of why it
+    was left out (:data:`HOT_LEFT_OUT`)."""
+    out: dict[str, dict[str, dict[str, list[object]]]] = {}
+    if hotspots is None or hotspots.empty:
+        return out
+    n = len(buurt_index)
+    no_row = HOT_LEFT_OUT["not_covered"][0]
+    for (ind, year), g in hotspots.groupby(["indicator", "year"], sort=True):
+        if str(ind) not in offered:
+            continue
+        z: list[object] = [no_row] * n
+        m: list[object] = [no_row] * n
+        for code, gz, mq, left in zip(g["area_code"], g["gi_z"], g["moran"], g["left_out"],
+                                      strict=True):  # fmt: skip
+            k = buurt_index.get(str(code))
+            if k is None:
+                continue
+            if left:
+                z[k] = m[k] = HOT_LEFT_OUT.get(str(left), ("u", ""))[0]
+                continue
+            z[k] = round(float(gz), 2) if math.isfinite(float(gz)) else "u"
+            m[k] = str(mq) if mq else "u"
+        out.setdefault(str(ind), {})[str(year)] = {"z": z, "m": m}
+    return out
 
 
 # --------------------------------------------------------------------------- the page
@@ -379,6 +455,7 @@ vertical-align:middle;margin-right:.3rem;border:1px solid #999}
 .legend div{margin:.15rem 0;font-size:.85rem} .note{background:#fff8e1;padding:.5rem 1rem}
 .hatch{background:repeating-linear-gradient(45deg,#777 0 3px,#f4f4f4 3px 8px)}
 #detail{min-height:6rem}
+tr.flagged td{background:#fde0dd}
 """
 
 SCRIPT = r"""
@@ -387,7 +464,7 @@ SCRIPT = r"""
 var D=JSON.parse(document.getElementById("zicht-data").textContent);
 var NS=document.getElementById("map").namespaceURI;
 function $(id){return document.getElementById(id);}
-var S={phenomenon:$("sel-phenomenon"),indicator:$("sel-indicator"),year:$("sel-year"),level:$("sel-level")};
+var S={phenomenon:$("sel-phenomenon"),indicator:$("sel-indicator"),year:$("sel-year"),level:$("sel-level"),map:$("sel-map")};
 var SYM={"x":"x (geheim)",".":". (gegevens ontbreken)","":"niet van toepassing"};
 function info(key){for(var i=0;i<D.indicators.length;i++){if(D.indicators[i].key===key)return D.indicators[i];}return null;}
 function fmt(v,d){return v.toFixed(d).replace(".",",");}
@@ -432,6 +509,8 @@ function draw(){
   $("absent").hidden=p.present;$("present").hidden=!p.present;
   if(!p.present||!ind){map.setAttribute("data-absent","1");$("legend").textContent="";$("top").textContent="";$("about").textContent="";return;}
   map.removeAttribute("data-absent");
+  var mode=S.map?S.map.value:"values";map.setAttribute("data-map",mode);$("hotnote").hidden=(mode==="values");
+  if(mode!=="values"){drawHot(p,mode,year);return;}
   var legend=(D.legends[level]||{})[key]||[],vals=((D.values[level][key]||{})[year])||[];
   D.areas[level].forEach(function(a,k){
     if(!a.id)return;var v=vals[k]===undefined?".":vals[k];
@@ -457,8 +536,38 @@ function draw(){
   var ab=$("about");ab.textContent="";var b=document.createElement("p");b.textContent=ind.definition;ab.appendChild(b);
   if(ind.caveat){var c=document.createElement("p");c.textContent="Let op: "+ind.caveat;ab.appendChild(c);}
 }
+function hotColor(v,mode){
+  if(typeof v==="number"){var G=D.hot_legends.gi;for(var i=0;i<G.length;i++){var u=G[i].upper;if(u===null||(u<0?v<=u:v<u))return G[i].color;}return G[G.length-1].color;}
+  if(mode==="moran"){var M=D.hot_legends.moran;for(var j=0;j<M.length;j++){if(M[j].code===v)return M[j].color;}}
+  return v==="x"?"url(#hatch)":"#e8e8e8";
+}
+function hotText(v,mode){
+  if(typeof v==="number")return "Gi* z = "+fmt(v,2);
+  if(mode==="moran"){var M=D.hot_legends.moran;for(var j=0;j<M.length;j++){if(M[j].code===v)return M[j].label;}}
+  return D.hot_legends.left_out[v]||v;
+}
+function drawHot(p,mode,year){
+  var map=$("map"),g=$("map-areas"),key=p.key+".incidents_per_1000",level="buurt";
+  if(S.level.value!==level)S.level.value=level;
+  map.setAttribute("data-level",level);map.setAttribute("data-indicator",key);
+  var cells=((D.hotspots[key]||{})[year])||null,vals=cells?cells[mode==="gi"?"z":"m"]:[];
+  var seen={};
+  D.areas[level].forEach(function(a,k){
+    if(!a.id)return;var v=vals[k]===undefined?(cells?".":"t"):vals[k];if(typeof v!=="number")seen[v]=1;
+    var u=document.createElementNS(NS,"use");u.setAttribute("href","#"+a.id);u.setAttribute("fill",hotColor(v,mode));
+    u.setAttribute("data-code",a.code);var t=document.createElementNS(NS,"title");t.textContent=a.name+": "+hotText(v,mode);u.appendChild(t);
+    u.addEventListener("click",function(){showDetail(level,k);});g.appendChild(u);
+  });
+  var L=$("legend");L.textContent="";
+  var hd=document.createElement("strong");hd.textContent=(mode==="gi"?"Legenda (hotspots, Gi* z-score":"Legenda (lokale Moran")+", incidenten per 1000 inwoners)";L.appendChild(hd);
+  (mode==="gi"?D.hot_legends.gi:D.hot_legends.moran).forEach(function(c){var d=document.createElement("div");d.className="class";var s=document.createElement("span");s.className="sw";s.style.background=c.color;d.appendChild(s);d.appendChild(document.createTextNode(c.label));L.appendChild(d);});
+  Object.keys(D.hot_legends.left_out).forEach(function(sym){if(!seen[sym]||(mode==="moran"&&D.hot_legends.moran.some(function(c){return c.code===sym;})))return;
+    var d=document.createElement("div");d.className="left-out";var s=document.createElement("span");s.className=sym==="x"?"sw hatch":"sw";if(sym!=="x")s.style.background="#e8e8e8";d.appendChild(s);d.appendChild(document.createTextNode(D.hot_legends.left_out[sym]));L.appendChild(d);});
+  $("top").textContent="";
+  var ab=$("about");ab.textContent="";var b=document.createElement("p");b.textContent=D.hot_note;ab.appendChild(b);
+}
 S.phenomenon.addEventListener("change",function(){fillIndicators();draw();});
-["indicator","year","level"].forEach(function(n){S[n].addEventListener("change",draw);});
+["indicator","year","level","map"].forEach(function(n){if(S[n])S[n].addEventListener("change",draw);});
 fillIndicators();
 var h=(location.hash||"").slice(1);
 h.split("&").forEach(function(kv){var p=kv.split("=");var s=S[p[0]];if(s&&p[1]!==undefined){s.value=decodeURIComponent(p[1]);s.dispatchEvent(new Event("change"));}});
@@ -494,17 +603,24 @@ def build_report_html(
     first: Sequence[str] = (),
     title: str = "",
     trend_html: str = "",
+    hotspots: pd.DataFrame | None = None,
+    plausibility_html: str = "",
 ) -> str:
     """The page as one string. ``pub``: the formatted partner rows (all levels); ``areas``: one
     row per buurt with ``buurt_code, buurt_name, x, y`` and, when known, ``wijk_code``,
     ``gemeente_code``, ``geometry_wkt`` and ``land_area_ha``; ``phenomena``: key -> Dutch label;
     ``present``: the phenomena registered somewhere in the delivery (None: all); ``first``:
     the phenomena to list first (an overlay's); ``trend_html``: the published trend per
-    gemeente, already rendered (:func:`zicht.jobs.export.trends.gemeente_trend_html`)."""
+    gemeente, already rendered (:func:`zicht.jobs.export.trends.gemeente_trend_html`);
+    ``hotspots``: the hot spots of the published values
+    (:func:`zicht.jobs.export.hotspots_published.published_hotspots`), offered as map choices
+    when not empty; ``plausibility_html``: the published counts beside the reference totals,
+    already rendered (:func:`zicht.jobs.export.plausibility_report.plausibility_html`)."""
     data = report_data(
         pub, areas, phenomena=phenomena, codebook=codebook, present=present, first=first,
-        report=report,
+        report=report, hotspots=hotspots,
     )  # fmt: skip
+    has_hot = bool(data["hotspots"])
     paths: dict[str, dict[str, str]] = data["_paths"]  # type: ignore[assignment]
     size: tuple[float, float] = data["_size"]  # type: ignore[assignment]
     w, h = size
@@ -566,6 +682,9 @@ def build_report_html(
     ind_opts = _options([(str(i["key"]), str(i["label"])) for i in offered], i_key)
     year_opts = _options([(str(y), str(y)) for y in years], year)
     level_opts = _options([(lvl, LEVEL_NL[lvl]) for lvl in LEVELS], "buurt")
+    map_opts = _options(
+        [("values", "waarden"), ("gi", "hotspots (Gi*)"), ("moran", "lokale Moran")], "values"
+    )
     heading = title or "Ondermijning per buurt, wijk en gemeente"
     out = [
         '<!DOCTYPE html><html lang="nl"><head><meta charset="utf-8">',
@@ -582,6 +701,7 @@ def build_report_html(
         f'<label>Indicator<select id="sel-indicator">{ind_opts}</select></label>',
         f'<label>Jaar<select id="sel-year">{year_opts}</select></label>',
         f'<label>Niveau<select id="sel-level">{level_opts}</select></label>',
+        f'<label>Kaart<select id="sel-map">{map_opts}</select></label>' if has_hot else "",
         "</div>",
         '<p id="absent" class="note" hidden>Dit verschijnsel komt niet voor in deze levering: '
         "nergens in de aangeleverde gegevens is een registratie gevonden. Dat betekent niet "
@@ -599,9 +719,11 @@ def build_report_html(
         f'<div class="legend" id="legend">{legend_html}</div>',
         '<div><div id="detail"></div></div>',
         "</div>",
+        f'<p id="hotnote" class="note" hidden>{html.escape(HOT_NOTE)}</p>',
         '<div id="top"></div>',
         '<h2>Over deze indicator</h2><div id="about"></div>',
         trend_html,  # the published trend per gemeente (zicht.jobs.export.trends)
+        plausibility_html,  # published counts beside published totals (plausibility_report)
     ]
     if absent:
         out.append(
@@ -620,9 +742,18 @@ def build_report_html(
         "cijfer geheim maakte, staat nergens: ook dat zou iets verraden.</li>"
         "<li><b>.</b> betekent dat de bron dit gebied of jaar niet dekt; een leeg vak dat een "
         "cijfer niet kan bestaan (bijvoorbeeld per 1000 inwoners waar niemand woont).</li>"
-        "<li>Hotspotkaarten (Gi*, lokale Moran) staan niet in dit rapport: ze worden berekend op "
-        "niet-onderdrukte gegevens en zouden geheime cijfers kunnen verraden.</li>"
-        f"<li>De controle op terugrekenen is {'geslaagd' if passed else 'NIET geslaagd'}.</li>"
+        + (
+            "<li>De hotspotkaarten (Gi*, lokale Moran; kies ze bij Kaart) zijn alleen berekend "
+            "op de gepubliceerde buurtcijfers, met de buren uit de gepubliceerde buurtgrenzen: "
+            "geheime, niet van toepassing zijnde en ontbrekende buurten tellen niet mee, ook "
+            "niet als 0. Hotspots van de niet-onderdrukte gegevens zouden geheime cijfers kunnen "
+            "verraden; die blijven bij de analisten.</li>"
+            if has_hot
+            else "<li>Hotspotkaarten (Gi*, lokale Moran) staan niet in dit rapport: de buurten "
+            "hebben geen kaartvorm om de buren uit te bepalen, en hotspots van de "
+            "niet-onderdrukte gegevens zouden geheime cijfers kunnen verraden.</li>"
+        )
+        + f"<li>De controle op terugrekenen is {'geslaagd' if passed else 'NIET geslaagd'}.</li>"
         "</ul>",
         f'<script type="application/json" id="zicht-data">{_script_json(data)}</script>',
         f"<script>{SCRIPT}</script>",

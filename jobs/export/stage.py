@@ -27,13 +27,21 @@ from zicht.features.export import (
     rows_of_gemeenten,
 )
 from zicht.features.link import area_hierarchy
+from zicht.features.regions import regions_of
 from zicht.features.settings import IndicatorSpec, Phenomenon
 from zicht.jobs import fs as fsmod
 from zicht.jobs.context import PrivacyRefusal, RunContext
 from zicht.jobs.export import register as reg
 from zicht.jobs.export.geo import area_geometries
 from zicht.jobs.export.guard import scan_files, store_pseudonyms
-from zicht.jobs.export.package import cut, package_report, plan_packages, render_files
+from zicht.jobs.export.package import (
+    cut,
+    package_report,
+    plan_packages,
+    reference_rows,
+    render_files,
+    split_reference,
+)
 from zicht.jobs.export.report import SECTOR_NL
 from zicht.jobs.export.republication import check_republication
 from zicht.jobs.export.trends import trend_table
@@ -127,6 +135,7 @@ def publish(
             settings=settings.disclosure,
             magnitude_contributors=contributors,
             links=links,
+            regions=regions_of(settings.export.partners),  # the reference levels, if any
         )
         audit, rec = ctx.write("disclosure_audit", audit)
         outputs[ctx.relative("disclosure_audit")] = rec
@@ -226,12 +235,17 @@ def render_all(
     with or without packages; each package's own disclosure report says why it needs no audit
     of its own."""
     settings = ctx.settings
-    pub = partner_table(published, areas, specs)
+    # the reference rows (regio, studiegebied; only with configured regions) go to the
+    # packages of those regions, not into the national files
+    regions = regions_of(settings.export.partners)
+    pub, reference = split_reference(partner_table(published, areas, specs), regions)
     unit_of = {s.key: s.unit for s in specs}
     problems = check_export(pub, units=unit_of, min_count=settings.disclosure.min_count)
+    if len(reference):
+        problems += check_export(reference, units=unit_of, min_count=settings.disclosure.min_count)
     if problems:
         raise PrivacyRefusal("leak guard stopped the export: " + "; ".join(problems[:5]))
-    codebook = codebook_frame(specs, dutch=True)
+    codebook = codebook_frame(specs)
     # One row per buurt (~14k nationally) with its outline: bounded, drawn on the driver.
     areas_pd = areas.select(*[c for c in AREA_COLUMNS if c in areas.columns]).toPandas()
     geometries = area_geometries(areas_pd)
@@ -264,9 +278,23 @@ def render_all(
         fdr_alpha=settings.model.fdr_alpha,
         inexact=inexact_target_buurten(ctx),
     )
+    # hot spots of the published buurt rates only (zicht.jobs.export.hotspots_published)
+    from zicht.jobs.export.hotspots_published import cut_hotspots, published_hotspots
+
+    hotspots = published_hotspots(
+        pub, areas_pd, phenomena=[k for k in phenomena if k in present], settings=settings.model
+    )
+    # the published counts beside the reference totals (zicht.jobs.export.plausibility_report)
+    from zicht.jobs.export.plausibility_report import report_section
+
+    plausibility = ctx.fact("plausibility")
     files = render_files(
         pub,
         trends=trends,
+        hotspots=hotspots,
+        plausibility_html=report_section(
+            pub, plausibility, phenomena=settings.phenomena, labels=phenomena
+        ),
         codebook=codebook,
         report=report,
         areas=areas_pd,
@@ -277,10 +305,20 @@ def render_all(
         first=first,
     )
     for p in packages:
-        rows, part_areas, geoms = cut(pub, areas_pd, geometries, p.gemeenten)
+        rows, part_areas, geoms = cut(
+            pub, areas_pd, geometries, p.gemeenten, reference_rows(reference, p)
+        )
         files += render_files(
             rows,
             trends=rows_of_gemeenten(trends, p.gemeenten),
+            hotspots=cut_hotspots(hotspots, p.gemeenten),
+            plausibility_html=report_section(
+                rows,
+                plausibility,
+                phenomena=settings.phenomena,
+                labels=phenomena,
+                gemeenten=p.gemeenten,
+            ),
             codebook=codebook,
             report=package_report(report, rows, p),
             areas=part_areas,
@@ -297,6 +335,11 @@ def render_all(
             {"name": p.name, "label": p.label, "gemeenten": list(p.gemeenten)} for p in packages
         ],
         "package_warnings": warnings,
+        "report_hotspots": {
+            "indicators": sorted(set(hotspots["indicator"])),
+            "years": sorted({int(y) for y in hotspots["year"]}),
+            "computed_from": "published buurt values only (status ok), public outlines",
+        },
     }
     if absent:
         facts["phenomena_not_in_delivery"] = {

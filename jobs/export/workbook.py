@@ -120,7 +120,9 @@ def write_xlsx(pub: pd.DataFrame, codebook: pd.DataFrame, *, report: Mapping[str
         for level, title in LEVEL_SHEETS.items():
             ws = wb.add_worksheet(title)
             ws.freeze_panes(1, 3)  # D2: codes, names and years stay in view
-            wide = wide_table(pub[pub["level"] == level], indicators=indicators)
+            # a package's reference rows (regio, studiegebied) go below its gemeenten
+            levels = (level, "regio", "studiegebied") if level == "gemeente" else (level,)
+            wide = wide_table(pub[pub["level"].isin(levels)], indicators=indicators)
             text_row(ws, 0, list(wide.columns), bold)
             fmts = [formats.get(units.get(str(name), "")) for name in wide.columns]
             write_number = ws.write_number
