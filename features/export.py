@@ -209,16 +209,21 @@ _SUBTOKEN = re.compile(r"[A-Za-z0-9_\-+=]+")
 _DECIMAL = re.compile(r"^-?\d+\.\d+$")
 
 
-def export_tokens(text: str, *, min_length: int = 6) -> set[str]:
+def export_tokens(text: str, *, min_length: int = 6, seen: set[str] | None = None) -> set[str]:
     """The distinct tokens of an export file's text that could be a pseudonym.
 
     Left out: tokens shorter than ``min_length`` (no pseudonym scheme is that short, and
     short words and numbers would collide) and decimal numbers (published values and map
     coordinates; a pseudonym is never one). Whole numbers stay: a numeric pseudonym must not
-    slip through.
+    slip through. ``seen``: runs whose tokens an earlier piece of the same file already gave
+    (updated here), so a national file's repeated values are split once.
     """
     out: set[str] = set()
-    for run in set(_TOKEN.findall(text)):  # a national CSV repeats its few thousand runs
+    runs = set(_TOKEN.findall(text))  # a national CSV repeats its few thousand runs
+    if seen is not None:
+        runs -= seen
+        seen |= runs
+    for run in runs:
         for tok in (run, *_SUBTOKEN.findall(run)):
             tok = tok.strip(".:-")
             if len(tok) >= min_length and not _DECIMAL.match(tok):
@@ -231,20 +236,24 @@ def tokens_of(pieces: Iterable[str], *, min_length: int = 6) -> set[str]:
     holding the whole text: a run of token characters cut by a piece boundary is carried over
     to the next piece, so the result equals ``export_tokens("".join(pieces))``."""
     out: set[str] = set()
+    seen: set[str] = set()
     carry = ""
     for piece in pieces:
         text = carry + piece
-        # the trailing run may continue in the next piece: keep it back
-        m = _TRAILING_RUN.search(text)
-        cut = m.start() if m else len(text)
+        # the trailing run may continue in the next piece: keep it back. Found from the end
+        # (a regex search for "run at the end" would try every start position of the piece)
+        cut = len(text)
+        while cut and text[cut - 1] in _TOKEN_CHARS:
+            cut -= 1
         carry = text[cut:]
-        out |= export_tokens(text[:cut], min_length=min_length)
+        out |= export_tokens(text[:cut], min_length=min_length, seen=seen)
     if carry:
-        out |= export_tokens(carry, min_length=min_length)
+        out |= export_tokens(carry, min_length=min_length, seen=seen)
     return out
 
 
-_TRAILING_RUN = re.compile(_TOKEN.pattern + r"\Z")
+# the characters of a _TOKEN run
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.:@#")
 
 
 def pseudonym_values(
