@@ -27,6 +27,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from zicht.features.keys import surrogate
+from zicht.features.regions import REGION, STUDY_AREA, STUDY_AREA_CODE
 from zicht.features.settings import IndicatorSpec
 from zicht.features.units import UNITS
 
@@ -37,8 +38,8 @@ AREA_CODE = {
     "wijk": re.compile(r"^WK\d{4}[0-9A-Z]{2}$"),
     "gemeente": re.compile(r"^GM\d{4}$"),
     # configured regions (their partner's name) and the study area (zicht.features.regions)
-    "regio": re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$"),
-    "studiegebied": re.compile(r"^studiegebied$"),
+    REGION: re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$"),
+    STUDY_AREA: re.compile("^" + re.escape(STUDY_AREA_CODE) + "$"),
 }
 # the contract's rounding per unit, from the one table of units
 DECIMALS = {name: u.decimals for name, u in UNITS.items()}

@@ -81,9 +81,9 @@ def describe(releases: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def _locations(output: str) -> tuple[str, str]:
-    beside = fsmod.parent(output)
-    return catalog.get("release_register").path(beside), beside
+def _beside(name: str, output: str, **params: str) -> str:
+    """A catalogue dataset of the ``beside`` root (the register, a release's pattern)."""
+    return catalog.get(name).path(fsmod.parent(output), **params)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     output = fsmod.normalize(args.output)
-    register, _ = _locations(output)
+    register = _beside("release_register", output)
     spark = build_spark(load_settings(None).spark, app_name=f"zicht-releases-{args.command}")
     fs = fsmod.FileSystem(spark)
     if args.command == "list":
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         write_register(fs, register, updated)
-        pattern = catalog.get("release_pattern").path(fsmod.parent(output), release_id=args.run_id)
+        pattern = _beside("release_pattern", output, release_id=args.run_id)
         if fs.exists(pattern):
             fs.delete(pattern)
     finally:

@@ -93,6 +93,10 @@ def published_hotspots(
     buurt = pub[pub["level"] == "buurt"]
     every = sorted(set(buurt["area_code"].astype(str)) | set(areas["buurt_code"].astype(str)))
     cache: dict[tuple[str, ...], sp.csr_matrix] = {}
+    # each buurt's position among the outlined ones (-1: no outline), the same every year
+    at = {c: i for i, c in enumerate(codes)}
+    pos = np.array([at.get(c, -1) for c in every])
+    inside = pos >= 0
     parts: list[pd.DataFrame] = []
     for indicator in hotspot_indicators(pub, phenomena):
         rows = buurt[buurt["indicator"] == indicator]
@@ -133,9 +137,6 @@ def published_hotspots(
                     "left_out": [left.get(c, NO_GEOMETRY) for c in every],
                 }
             )
-            at = {c: i for i, c in enumerate(codes)}
-            pos = np.array([at.get(c, -1) for c in every])
-            inside = pos >= 0
             frame.loc[inside, "gi_z"] = z[pos[inside]]
             frame.loc[inside, "moran"] = moran[pos[inside]]
             if len(idx) < MIN_UNITS:  # nothing computed: every buurt says why

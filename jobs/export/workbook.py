@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from zicht.features.export import FORMULA_STARTS
+from zicht.features.regions import REFERENCE_LEVELS
 from zicht.features.units import UNITS
 from zicht.jobs.export.writers import CHUNK, decoded
 
@@ -121,7 +122,7 @@ def write_xlsx(pub: pd.DataFrame, codebook: pd.DataFrame, *, report: Mapping[str
             ws = wb.add_worksheet(title)
             ws.freeze_panes(1, 3)  # D2: codes, names and years stay in view
             # a package's reference rows (regio, studiegebied) go below its gemeenten
-            levels = (level, "regio", "studiegebied") if level == "gemeente" else (level,)
+            levels = (level, *REFERENCE_LEVELS) if level == "gemeente" else (level,)
             wide = wide_table(pub[pub["level"].isin(levels)], indicators=indicators)
             text_row(ws, 0, list(wide.columns), bold)
             fmts = [formats.get(units.get(str(name), "")) for name in wide.columns]
