@@ -165,7 +165,10 @@ class RunContext:
         writer = df.write.mode("overwrite")
         if ds.partition_by:
             writer = writer.partitionBy(*ds.partition_by)
+        started = time.perf_counter()
         writer.parquet(loc)
+        # with -v, which dataset a stage's time went to (the plan runs in this one call)
+        log.debug("wrote %s in %.1f s", name, time.perf_counter() - started)
         back = self.spark.read.parquet(loc)
         record: dict[str, Any] = {}
         if ds.root == "output":

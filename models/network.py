@@ -407,8 +407,12 @@ def _build_communities(
         )
     )
 
-    # a member without a residence row (or without a buurt in it) is not resident in the area
-    homes = membership.join(_latest_residence(residence), "person_id", "left")
+    # a member without a residence row (or without a buurt in it) is not resident in the area.
+    # The register's residence (every inhabitant, every year) is cut to the members with a
+    # broadcast semi-join before its window: the suspects, a few hundred thousand nationally
+    # (the bound of the graph collected above), instead of sorting every inhabitant's years.
+    own = residence.join(F.broadcast(membership.select("person_id")), "person_id", "left_semi")
+    homes = membership.join(_latest_residence(own), "person_id", "left")
     home_buurt = _mode(homes, "buurt_code", "home_buurt_code")
     home_wijk = _mode(homes, "wijk_code", "home_wijk_code")
 
