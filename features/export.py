@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -167,8 +169,27 @@ def neutralise_frame(frame: pd.DataFrame, *, numeric: Sequence[str] = ("value",)
             pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col])
         ):
             continue
-        out[col] = [neutralise_text(v) if isinstance(v, str) else v for v in out[col]]
+        out[col] = neutralise_values(out[col].to_numpy())
     return out
+
+
+def map_distinct(values: np.ndarray, fn: Callable[[Any], Any]) -> np.ndarray:
+    """``fn`` of every present value of ``values`` (missing ones stay as they are), computed
+    once per distinct value: a partner column repeats its names, codes and numbers over
+    millions of rows."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[:-1] = [fn(v) for v in uniques]
+    out: np.ndarray = mapped[codes]  # code -1 (missing) takes the last slot: set back
+    missing = codes < 0
+    if missing.any():
+        out[missing] = values[missing]
+    return out
+
+
+def neutralise_values(values: np.ndarray) -> np.ndarray:
+    """:func:`neutralise_text` of every text in ``values``, others as they are."""
+    return map_distinct(values, lambda v: neutralise_text(v) if isinstance(v, str) else v)
 
 
 # The partner CSV dialects (``export.csv_dialect``): the field separator and the decimal mark.
@@ -186,7 +207,10 @@ def partner_csv(frame: pd.DataFrame, *, dialect: str = "standard") -> str:
     sep, decimal = CSV_DIALECTS[dialect]
     out = neutralise_frame(frame)
     if decimal != "." and "value" in out.columns:
-        out["value"] = [v.replace(".", decimal) if isinstance(v, str) else v for v in out["value"]]
+        out["value"] = map_distinct(
+            out["value"].to_numpy(),
+            lambda v: v.replace(".", decimal) if isinstance(v, str) else v,
+        )
     return out.to_csv(index=False, sep=sep, lineterminator="\r\n")
 
 
@@ -225,6 +249,8 @@ def export_tokens(text: str, *, min_length: int = 6, seen: set[str] | None = Non
         runs -= seen
         seen |= runs
     for run in runs:
+        if len(run) < min_length:
+            continue  # its tokens are pieces of it: all too short
         for tok in (run, *_SUBTOKEN.findall(run)):
             tok = tok.strip(".:-")
             if len(tok) >= min_length and not _DECIMAL.match(tok):

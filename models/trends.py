@@ -39,8 +39,9 @@ Rates and shares are the catalogue's plain ratios (``numerator`` / ``denominator
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -473,6 +474,16 @@ PUBLISHED_COLUMNS = ["level", "area_code", "area_name", "indicator", "first_year
                      "is_significant", "status", "trend_status"]  # fmt: skip
 
 
+def _put(columns: dict[str, Any], pos: npt.NDArray[np.intp], values: Mapping[str, object]) -> None:
+    """``columns[name][pos] = value`` for each name: rows found once by position, and no
+    value Series aligned on a (multi-)index again (``.loc`` with a MultiIndex materialises its
+    tuples on every assignment, and each cell update of a frame copies its blocks)."""
+    if (pos < 0).any():
+        raise KeyError("rows to set are not among the series")
+    for name, value in values.items():
+        columns[name][pos] = value.to_numpy() if isinstance(value, pd.Series) else value
+
+
 def published_trends(
     pub: pd.DataFrame,
     *,
@@ -564,39 +575,46 @@ def published_trends(
     keep = out.loc[out["status"] == "ok", SERIES_KEYS]
     full = full.merge(keep, on=SERIES_KEYS)
 
-    res = out.set_index(SERIES_KEYS)
-    for c in PUBLISHED_COLUMNS:
-        if c not in res.columns and c not in SERIES_KEYS:
-            res[c] = np.nan
-    res["trend_status"] = ""
-    res["is_significant"] = pd.array([pd.NA] * len(res), dtype="boolean")
-    res["first_year"] = pd.array([pd.NA] * len(res), dtype="Int64")
-    res["last_year"] = pd.array([pd.NA] * len(res), dtype="Int64")
+    index = out.set_index(SERIES_KEYS).index
+    n = len(out)
+    # the published columns as arrays, filled by position, set on the frame once
+    cols: dict[str, Any] = {
+        c: np.full(n, np.nan) for c in PUBLISHED_COLUMNS if c not in out.columns
+    }
+    cols["trend_status"] = np.full(n, "", dtype=object)
+    cols["is_significant"] = pd.array([pd.NA] * n, dtype="boolean")
+    cols["first_year"] = pd.array([pd.NA] * n, dtype="Int64")
+    cols["last_year"] = pd.array([pd.NA] * n, dtype="Int64")
     if not full.empty:
         iv = intervals_of_series(full, confidence=confidence)
         last = iv[iv["year"] == years[-1]].set_index(SERIES_KEYS)
-        res.loc[last.index, "value_last"] = last["value"]
-        res.loc[last.index, "change_last"] = last["change"]
-        res.loc[last.index, "change_last_relative"] = last["change_relative"]
-        res.loc[last.index, "lower_last"] = last["lower"]
-        res.loc[last.index, "upper_last"] = last["upper"]
-        res.loc[last.index, "first_year"] = years[0]
-        res.loc[last.index, "last_year"] = years[-1]
+        _put(cols, index.get_indexer(last.index), {
+            "value_last": last["value"],
+            "change_last": last["change"],
+            "change_last_relative": last["change_relative"],
+            "lower_last": last["lower"],
+            "upper_last": last["upper"],
+            "first_year": years[0],
+            "last_year": years[-1],
+        })  # fmt: skip
         countable = full[full["kind"] != "share"]
         if not countable.empty:
             tr = trends_of_series(
                 countable, fdr_alpha=fdr_alpha, years=years, min_years=min_years
             ).set_index(SERIES_KEYS)
-            res.loc[tr.index, "trend_per_year"] = tr["rate_ratio_per_year"] - 1
-            res.loc[tr.index, "trend_lower"] = tr["rate_ratio_lower"] - 1
-            res.loc[tr.index, "trend_upper"] = tr["rate_ratio_upper"] - 1
-            res.loc[tr.index, "q_value"] = tr["q_value"]
-            res.loc[tr.index, "trend_status"] = tr["trend_status"]
-            res.loc[tr.index, "is_significant"] = tr["is_significant"]
+            _put(cols, index.get_indexer(tr.index), {
+                "trend_per_year": tr["rate_ratio_per_year"] - 1,
+                "trend_lower": tr["rate_ratio_lower"] - 1,
+                "trend_upper": tr["rate_ratio_upper"] - 1,
+                "q_value": tr["q_value"],
+                "trend_status": tr["trend_status"],
+                "is_significant": tr["is_significant"],
+            })  # fmt: skip
         shares = full.loc[full["kind"] == "share", SERIES_KEYS].drop_duplicates()
         if not shares.empty:
-            res.loc[pd.MultiIndex.from_frame(shares), "trend_status"] = "not_a_count"
-    out = res.reset_index()
+            pos = index.get_indexer(pd.MultiIndex.from_frame(shares))
+            _put(cols, pos, {"trend_status": "not_a_count"})
+    out = out.assign(**cols)
     return (
         out[PUBLISHED_COLUMNS]
         .sort_values(["level", "area_code", "indicator"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from zicht.features.export import (
@@ -122,13 +123,16 @@ def _scan(
     to the driver."""
     # one row per distinct token: the package files repeat the national tokens, and which
     # file holds a hit is looked up here (a hit is a token of the files, already on the driver)
-    where: dict[str, list[str]] = {}
-    for rel, (fmt, data) in sorted(files.items()):
-        for tok in tokens_of(writer_for(fmt).text(data)):
-            where.setdefault(tok, []).append(rel)
-    if not where or not tables:
+    per_file = [
+        (rel, tokens_of(writer_for(fmt).text(data))) for rel, (fmt, data) in sorted(files.items())
+    ]
+    distinct: set[str] = set().union(*(toks for _, toks in per_file))
+    if not distinct or not tables:
         return []
-    tokens = spark.createDataFrame([(t,) for t in sorted(where)], "token string")
+    # through Arrow (a pandas column), not as Python rows: millions of tokens nationally
+    tokens = spark.createDataFrame(
+        pd.DataFrame({"token": pd.Series(sorted(distinct), dtype=object)}), "token string"
+    )
     found: DataFrame | None = None
     if any(columns.get(n) for n in tables):
         found = find_pseudonyms(tokens, pseudonym_values(tables, columns=columns))
@@ -139,9 +143,10 @@ def _scan(
         raise ValueError("no pseudonym column in the inputs: nothing to scan against")
     hits = [r["token"] for r in found.limit(1000).collect()]
     by_file: dict[str, int] = {}
-    for tok in hits:
-        for rel in where[tok]:
-            by_file[rel] = by_file.get(rel, 0) + 1
+    for rel, toks in per_file:
+        n = sum(tok in toks for tok in hits)
+        if n:
+            by_file[rel] = n
     # The message names the files, never the pseudonyms (the log is no safer than export/).
     return [
         f"export/{f} holds {n} value(s) of an input pseudonym column"

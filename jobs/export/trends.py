@@ -15,9 +15,10 @@ from __future__ import annotations
 import html
 from collections.abc import Collection, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from zicht.features.export import CSV_DIALECTS, DECIMALS, neutralise_frame
+from zicht.features.export import CSV_DIALECTS, DECIMALS, map_distinct, neutralise_frame
 from zicht.features.settings import IndicatorSpec
 from zicht.jobs.export.csvfile import BOM
 from zicht.models.trends import PUBLISHED_COLUMNS, published_trends
@@ -61,6 +62,23 @@ def _decimals(column: str, unit: str) -> int:
     return d + 1 if column in ("lower_last", "upper_last") else d
 
 
+def _fixed(values: pd.Series, unit: np.ndarray, column: str, decimal: str) -> np.ndarray:
+    """The column's numbers as text with the column's decimals for each row's unit (empty where
+    absent): one format per unit, applied to that unit's rows."""
+    v = pd.to_numeric(values, errors="raise").to_numpy(dtype="float64", na_value=np.nan)
+    text = np.full(len(v), "", dtype=object)
+    present = ~np.isnan(v)
+    for u in pd.unique(unit):
+        rows = np.flatnonzero(present & (unit == u))
+        if not len(rows):
+            continue
+        spec = f"{{:.{_decimals(column, u)}f}}"
+        text[rows] = [spec.format(x) for x in v[rows].tolist()]
+    if decimal != ".":
+        text = map_distinct(text, lambda t: t.replace(".", decimal))
+    return text
+
+
 def render_trends(
     trends: pd.DataFrame, *, units: Mapping[str, str], dialect: str = "standard"
 ) -> bytes:
@@ -68,12 +86,9 @@ def render_trends(
     numbers rounded per column and unit, empty where absent."""
     sep, decimal = CSV_DIALECTS[dialect]
     out = trends[PUBLISHED_COLUMNS].copy()
-    unit = out["indicator"].map(lambda i: units.get(i, "share"))
+    unit = out["indicator"].map(lambda i: units.get(i, "share")).to_numpy()
     for col in NUMERIC:
-        out[col] = [
-            "" if pd.isna(v) else f"{float(v):.{_decimals(col, u)}f}".replace(".", decimal)
-            for v, u in zip(out[col], unit, strict=True)
-        ]
+        out[col] = _fixed(out[col], unit, col, decimal)
     out["is_significant"] = [
         "" if pd.isna(v) else ("true" if v else "false") for v in out["is_significant"]
     ]
