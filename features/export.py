@@ -18,7 +18,6 @@ partner package from the national rows without changing a cell.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -47,21 +46,26 @@ AREA_CODE = {
 DECIMALS = {name: u.decimals for name, u in UNITS.items()}
 
 
-def _fmt(value: object, unit: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    d = DECIMALS.get(unit, 3)
-    v = float(value)  # type: ignore[arg-type]
-    return str(int(round(v))) if d == 0 else f"{round(v, d):.{d}f}"
-
-
 def format_values(pub: pd.DataFrame, *, unit_of: Mapping[str, str]) -> pd.DataFrame:
     """Render ``value`` as text with the contract's rounding; empty unless status is ok."""
     out = pub.copy()
-    out["value"] = [
-        _fmt(v, unit_of.get(ind, "share")) if st == "ok" else ""
-        for v, ind, st in zip(out["value"], out["indicator"], out["status"], strict=True)
-    ]
+    # per unit's decimals, applied to that unit's rows: a whole number for 0 decimals, else the
+    # value rounded to them and shown with them
+    codes, names = pd.factorize(out["indicator"])
+    by_name = [DECIMALS.get(unit_of.get(i, "share"), 3) for i in names]
+    decimals = np.array([*by_name, DECIMALS.get("share", 3)])[codes]  # -1: no indicator
+    value = pd.to_numeric(out["value"], errors="raise").to_numpy(dtype="float64", na_value=np.nan)
+    text = np.full(len(out), "", dtype=object)
+    shown = (out["status"] == "ok").to_numpy() & ~np.isnan(value)
+    for d in np.unique(decimals[shown]).tolist():
+        rows = np.flatnonzero(shown & (decimals == d))
+        vs = value[rows].tolist()
+        if d == 0:
+            text[rows] = [str(int(round(v))) for v in vs]
+        else:
+            spec = f"{{:.{d}f}}"
+            text[rows] = [spec.format(round(v, d)) for v in vs]
+    out["value"] = text
     out["year"] = out["year"].astype(int)
     return out[EXPORT_COLUMNS]
 
