@@ -474,10 +474,14 @@ PUBLISHED_COLUMNS = ["level", "area_code", "area_name", "indicator", "first_year
                      "is_significant", "status", "trend_status"]  # fmt: skip
 
 
-def _put(columns: dict[str, Any], pos: npt.NDArray[np.intp], values: Mapping[str, object]) -> None:
-    """``columns[name][pos] = value`` for each name: rows found once by position, and no
-    value Series aligned on a (multi-)index again (``.loc`` with a MultiIndex materialises its
-    tuples on every assignment, and each cell update of a frame copies its blocks)."""
+def _put(
+    columns: dict[str, Any], index: pd.Index, rows: pd.Index, values: Mapping[str, object]
+) -> None:
+    """``columns[name][rows] = value`` for each name, ``index`` saying the columns' rows: the
+    rows are found once by position, and no value Series is aligned on a (multi-)index again
+    (``.loc`` with a MultiIndex materialises its tuples on every assignment, and each cell
+    update of a frame copies its blocks)."""
+    pos = index.get_indexer(rows)
     if (pos < 0).any():
         raise KeyError("rows to set are not among the series")
     for name, value in values.items():
@@ -588,7 +592,7 @@ def published_trends(
     if not full.empty:
         iv = intervals_of_series(full, confidence=confidence)
         last = iv[iv["year"] == years[-1]].set_index(SERIES_KEYS)
-        _put(cols, index.get_indexer(last.index), {
+        _put(cols, index, last.index, {
             "value_last": last["value"],
             "change_last": last["change"],
             "change_last_relative": last["change_relative"],
@@ -602,7 +606,7 @@ def published_trends(
             tr = trends_of_series(
                 countable, fdr_alpha=fdr_alpha, years=years, min_years=min_years
             ).set_index(SERIES_KEYS)
-            _put(cols, index.get_indexer(tr.index), {
+            _put(cols, index, tr.index, {
                 "trend_per_year": tr["rate_ratio_per_year"] - 1,
                 "trend_lower": tr["rate_ratio_lower"] - 1,
                 "trend_upper": tr["rate_ratio_upper"] - 1,
@@ -612,8 +616,7 @@ def published_trends(
             })  # fmt: skip
         shares = full.loc[full["kind"] == "share", SERIES_KEYS].drop_duplicates()
         if not shares.empty:
-            pos = index.get_indexer(pd.MultiIndex.from_frame(shares))
-            _put(cols, pos, {"trend_status": "not_a_count"})
+            _put(cols, index, pd.MultiIndex.from_frame(shares), {"trend_status": "not_a_count"})
     out = out.assign(**cols)
     return (
         out[PUBLISHED_COLUMNS]

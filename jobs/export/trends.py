@@ -18,7 +18,13 @@ from collections.abc import Collection, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from zicht.features.export import CSV_DIALECTS, DECIMALS, map_distinct, neutralise_frame
+from zicht.features.export import (
+    CSV_DIALECTS,
+    DECIMALS,
+    map_distinct,
+    neutralise_frame,
+    text_by_decimals,
+)
 from zicht.features.settings import IndicatorSpec
 from zicht.jobs.export.csvfile import BOM
 from zicht.models.trends import PUBLISHED_COLUMNS, published_trends
@@ -66,14 +72,9 @@ def _fixed(values: pd.Series, unit: np.ndarray, column: str, decimal: str) -> np
     """The column's numbers as text with the column's decimals for each row's unit (empty where
     absent): one format per unit, applied to that unit's rows."""
     v = pd.to_numeric(values, errors="raise").to_numpy(dtype="float64", na_value=np.nan)
-    text = np.full(len(v), "", dtype=object)
-    present = ~np.isnan(v)
-    for u in pd.unique(unit):
-        rows = np.flatnonzero(present & (unit == u))
-        if not len(rows):
-            continue
-        spec = f"{{:.{_decimals(column, u)}f}}"
-        text[rows] = [spec.format(x) for x in v[rows].tolist()]
+    codes, names = pd.factorize(unit)
+    decimals = np.array([_decimals(column, u) for u in names] + [0])[codes]
+    text = text_by_decimals(v, decimals, ~np.isnan(v), lambda x, d: f"{x:.{d}f}")
     if decimal != ".":
         text = map_distinct(text, lambda t: t.replace(".", decimal))
     return text
