@@ -18,6 +18,7 @@ partner package from the national rows without changing a cell.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -245,6 +246,8 @@ def rows_of_gemeenten(pub: pd.DataFrame, gemeenten: Sequence[str]) -> pd.DataFra
 _TOKEN = re.compile(r"[A-Za-z0-9_\-+/=.:@#]+")
 _SUBTOKEN = re.compile(r"[A-Za-z0-9_\-+=]+")
 _DECIMAL = re.compile(r"^-?\d+\.\d+$")
+# the characters of a run that _SUBTOKEN splits at
+_SEPARATORS = re.compile(r"[/.:@#]")
 
 
 def export_tokens(text: str, *, min_length: int = 6, seen: set[str] | None = None) -> set[str]:
@@ -257,18 +260,29 @@ def export_tokens(text: str, *, min_length: int = 6, seen: set[str] | None = Non
     (updated here), so a national file's repeated values are split once.
     """
     out: set[str] = set()
-    runs = set(_TOKEN.findall(text))  # a national CSV repeats its few thousand runs
+    # only the runs of at least min_length characters: a shorter run's tokens are pieces of
+    # it, all too short. The regex finds exactly those maximal runs (it cannot start inside a
+    # run, whose start it tried first), without building a string for every short number.
+    runs = set(_long_runs(min_length).findall(text))  # a national CSV repeats its runs
     if seen is not None:
         runs -= seen
         seen |= runs
     for run in runs:
-        if len(run) < min_length:
-            continue  # its tokens are pieces of it: all too short
-        for tok in (run, *_SUBTOKEN.findall(run)):
-            tok = tok.strip(".:-")
-            if len(tok) >= min_length and not _DECIMAL.match(tok):
-                out.add(tok)
+        tok = run.strip(".:-")
+        if len(tok) >= min_length and not _DECIMAL.match(tok):
+            out.add(tok)
+        if not _SEPARATORS.search(run):
+            continue  # the run is its own only sub-token: added above
+        for sub in _SUBTOKEN.findall(run):
+            sub = sub.strip("-")  # a sub-token holds no "." or ":", so it is no decimal
+            if len(sub) >= min_length:
+                out.add(sub)
     return out
+
+
+@functools.cache
+def _long_runs(min_length: int) -> re.Pattern[str]:
+    return re.compile(_TOKEN.pattern.removesuffix("+") + f"{{{max(min_length, 1)},}}")
 
 
 def tokens_of(pieces: Iterable[str], *, min_length: int = 6) -> set[str]:
