@@ -4,9 +4,13 @@ One wide sheet per level (Buurten, Wijken, Gemeenten: one row per area and year,
 indicator, a number where published, else its CBS symbol), with a bold header, frozen panes and
 an autofilter; Codeboek (every indicator, its Dutch and English definition, unit and caveats),
 Tekens (the symbols) and Toelichting (the rules in plain Dutch). Written by XlsxWriter in
-constant-memory mode (each row goes to a local temporary file as soon as it is complete); the
-finished file comes back as bytes, which the caller writes through :mod:`zicht.jobs.fs`. The
-partner table is aggregate and small by construction (areas x years x indicators).
+constant-memory mode, except the level sheets' data rows: nationally those are millions of
+cells, which XlsxWriter writes at about 10 microseconds each. Their XML is written here
+(:func:`sheet_rows`), the same bytes XlsxWriter writes for the same cells (a test compares the
+two), and spliced into the finished file's sheets in place of the empty ``<sheetData>`` XlsxWriter
+wrote after each header row (:func:`splice_rows`). The finished file comes back as bytes, which
+the caller writes through :mod:`zicht.jobs.fs`. The partner table is aggregate and small by
+construction (areas x years x indicators).
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import re
+import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 
 from zicht.features.export import FORMULA_STARTS
@@ -118,6 +125,13 @@ def write_xlsx(pub: pd.DataFrame, codebook: pd.DataFrame, *, report: Mapping[str
                 elif v is not None:
                     ws.write(r, c, v, fmt)
 
+        # every format gets its style index now, in this order, so a data row written here
+        # can name it (XlsxWriter numbers a format when a cell first uses it, and leaves
+        # formats no cell used out of the styles)
+        bold._get_xf_index()
+        quoted_xf = quoted._get_xf_index()
+        xf = {unit: f._get_xf_index() for unit, f in formats.items()}
+        bodies: dict[str, tuple[pd.DataFrame, list[int | None]]] = {}
         for level, title in LEVEL_SHEETS.items():
             ws = wb.add_worksheet(title)
             ws.freeze_panes(1, 3)  # D2: codes, names and years stay in view
@@ -125,15 +139,9 @@ def write_xlsx(pub: pd.DataFrame, codebook: pd.DataFrame, *, report: Mapping[str
             levels = (level, *REFERENCE_LEVELS) if level == "gemeente" else (level,)
             wide = wide_table(pub[pub["level"].isin(levels)], indicators=indicators)
             text_row(ws, 0, list(wide.columns), bold)
-            fmts = [formats.get(units.get(str(name), "")) for name in wide.columns]
-            write_number = ws.write_number
-            for r, row in enumerate(wide.itertuples(index=False, name=None), start=1):
-                for c, x in enumerate(row):
-                    if isinstance(x, str):
-                        if x:
-                            put(ws, r, c, x)
-                    elif x is not None and x == x:  # NaN: no cell for that (area, year)
-                        write_number(r, c, x, fmts[c])
+            # the data rows' XML is spliced in after close (module docstring)
+            styles = [xf.get(units.get(str(name), "")) for name in wide.columns]
+            bodies[f"xl/worksheets/sheet{len(bodies) + 1}.xml"] = (wide, styles)
             ws.autofilter(0, 0, len(wide), len(wide.columns) - 1)
 
         ws = wb.add_worksheet("Codeboek")
@@ -155,8 +163,132 @@ def write_xlsx(pub: pd.DataFrame, codebook: pd.DataFrame, *, report: Mapping[str
         for r, line in enumerate(toelichting(report)):
             text_row(ws, r, [line])
         wb.close()
-        with open(target, "rb") as fh:
-            return fh.read()
+        out = io.BytesIO()
+        splice_rows(target, out, {
+            part: (dimension(wide), sheet_rows(wide, styles, quoted=quoted_xf))
+            for part, (wide, styles) in bodies.items()
+        })  # fmt: skip
+        return out.getvalue()
+
+
+# Excel's last row; XlsxWriter drops a cell beyond it silently, this writer refuses the sheet
+MAX_ROWS = 1_048_576
+_ROWS_PER_PIECE = 4096
+_XML_ESCAPES = re.compile('[&<>"\n]')
+_ESCAPED_ESCAPE = re.compile("(_x[0-9a-fA-F]{4}_)")
+_CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
+
+
+def sheet_rows(wide: pd.DataFrame, styles: Sequence[int | None], *, quoted: int) -> Iterator[str]:
+    """The ``<row>`` elements of a level sheet's data (row 2 on), in pieces: the bytes
+    XlsxWriter's constant-memory mode writes for ``write_number(r, c, x, fmt)`` of every number
+    and ``write_string`` of every non-empty text (quote-prefixed when a spreadsheet could run
+    it), with ``styles[c]`` the style index of column ``c``'s number format. A missing value
+    (None, NaN) or an empty text has no cell."""
+    if len(wide) + 1 > MAX_ROWS:
+        raise ValueError(f"{len(wide)} rows do not fit a worksheet ({MAX_ROWS} rows)")
+    from xlsxwriter.utility import xl_col_to_name
+
+    letters = [xl_col_to_name(c) for c in range(len(wide.columns))]
+    # the part of a number cell before its row number and after it, per column
+    number_cell = [
+        ('<c r="' + letter, ('"' if s is None else f'" s="{s}"') + "><v>")
+        for letter, s in zip(letters, styles, strict=True)
+    ]
+    piece: list[str] = []
+    for r, row in enumerate(wide.itertuples(index=False, name=None), start=2):
+        start = len(piece)
+        piece.append(f'<row r="{r}">')
+        for c, x in enumerate(row):
+            if isinstance(x, str):
+                if x:
+                    piece.append(_string_cell(letters[c], r, x, quoted))
+            elif x is not None and x == x:  # NaN: no cell for that (area, year)
+                if x in (float("inf"), float("-inf")):
+                    raise ValueError(f"an infinite value in column {wide.columns[c]!r}")
+                head, tail = number_cell[c]
+                piece.append(f"{head}{r}{tail}{x:.16G}</v></c>")
+        if len(piece) == start + 1:
+            piece.pop()  # no cell in this row: XlsxWriter writes no row element either
+        else:
+            piece.append("</row>")
+        if r % _ROWS_PER_PIECE == 0:
+            yield "".join(piece)
+            piece.clear()
+    if piece:
+        yield "".join(piece)
+
+
+def _string_cell(letter: str, r: int, v: str, quoted: int) -> str:
+    """One text cell as XlsxWriter writes it: an inline string, control characters as
+    ``_xHHHH_`` (and a literal ``_xHHHH_`` escaped), XML's three characters escaped, ``xml:space``
+    kept for leading or trailing white space, cut at Excel's 32,767 UTF-16 units."""
+    style = f' s="{quoted}"' if v.startswith(RISKY) else ""
+    if "\r" in v:  # a line break inside a cell is a line feed (as XML reads a CR)
+        v = v.replace("\r\n", "\n").replace("\r", "\n")
+    if len(v) > 16383:
+        from xlsxwriter.utility import _utf16_len, _utf16_truncate
+
+        if _utf16_len(v) > 32767:
+            v = _utf16_truncate(v, 32767)
+    v = _ESCAPED_ESCAPE.sub(r"_x005F\1", v)
+    v = _CONTROL.sub(lambda m: f"_x{ord(m.group(1)):04X}_", v)
+    v = v.replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
+    preserve = ' xml:space="preserve"' if v[:1].isspace() or v[-1:].isspace() else ""
+    if _XML_ESCAPES.search(v):
+        v = v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f'<c r="{letter}{r}"{style} t="inlineStr"><is><t{preserve}>{v}</t></is></c>'
+
+
+def dimension(wide: pd.DataFrame) -> str | None:
+    """The ``<dimension>`` reference of a level sheet with ``wide``'s data rows below its header
+    (which fills every column), as XlsxWriter computes it: the header's first cell to the last
+    column of the last row holding a cell. None: no data row holds one (the header's own)."""
+    from xlsxwriter.utility import xl_rowcol_to_cell
+
+    held = (wide.notna() & wide.ne("")).to_numpy().any(axis=1)
+    if not held.any():
+        return None
+    last = int(np.flatnonzero(held)[-1]) + 1  # the sheet row index (0: the header)
+    return "A1:" + xl_rowcol_to_cell(last, len(wide.columns) - 1)
+
+
+def splice_rows(
+    source: str, target: BinaryIO, rows: Mapping[str, tuple[str | None, Iterable[str]]]
+) -> None:
+    """Copy the workbook ``source`` to ``target`` with, for each ``part: (ref, pieces)`` of
+    ``rows``, the pieces written into that sheet part after its header row and its
+    ``<dimension>`` set to ``ref`` (None: kept). Every other part is copied unchanged, with its
+    name, date and compression."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for info in zin.infolist():
+            with zin.open(info) as src, zout.open(_like(info), "w", force_zip64=True) as dst:
+                if info.filename not in rows:
+                    shutil.copyfileobj(src, dst)
+                    continue
+                ref, pieces = rows[info.filename]
+                xml = src.read().decode("utf-8")
+                head, sep, tail = xml.partition("</row></sheetData>")
+                if not sep:
+                    raise ValueError(f"{info.filename}: no header row to write the data after")
+                if ref is not None:
+                    head, n = re.subn(
+                        r'<dimension ref="[^"]*"/>', f'<dimension ref="{ref}"/>', head, count=1
+                    )
+                    if n != 1:
+                        raise ValueError(f"{info.filename}: no <dimension> to widen")
+                dst.write(head.encode("utf-8") + b"</row>")
+                for piece in pieces:
+                    dst.write(piece.encode("utf-8"))
+                dst.write(b"</sheetData>" + tail.encode("utf-8"))
+
+
+def _like(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    out = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+    out.compress_type = info.compress_type
+    out.external_attr = info.external_attr
+    out.create_system = info.create_system
+    return out
 
 
 class XlsxWriter:
