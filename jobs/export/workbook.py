@@ -16,6 +16,7 @@ construction (areas x years x indicators).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import os
 import re
@@ -112,9 +113,7 @@ def write_xlsx(pub: pd.DataFrame, codebook: pd.DataFrame, *, report: Mapping[str
         formats = {unit: wb.add_format({"num_format": f}) for unit, f in NUMBER_FORMAT.items()}
 
         def put(ws: Any, r: int, c: int, v: str, fmt: Any = None) -> None:
-            risk = v.startswith(RISKY)
-            if "\r" in v:  # a line break inside a cell is a line feed (as XML reads a CR)
-                v = v.replace("\r\n", "\n").replace("\r", "\n")
+            risk, v = cell_text(v)
             ws.write_string(r, c, v, quoted if risk else fmt)
 
         def text_row(ws: Any, r: int, values: Sequence[object], fmt: Any = None) -> None:
@@ -219,13 +218,28 @@ def sheet_rows(wide: pd.DataFrame, styles: Sequence[int | None], *, quoted: int)
         yield "".join(piece)
 
 
-def _string_cell(letter: str, r: int, v: str, quoted: int) -> str:
-    """One text cell as XlsxWriter writes it: an inline string, control characters as
-    ``_xHHHH_`` (and a literal ``_xHHHH_`` escaped), XML's three characters escaped, ``xml:space``
-    kept for leading or trailing white space, cut at Excel's 32,767 UTF-16 units."""
-    style = f' s="{quoted}"' if v.startswith(RISKY) else ""
-    if "\r" in v:  # a line break inside a cell is a line feed (as XML reads a CR)
+def cell_text(v: str) -> tuple[bool, str]:
+    """Whether a spreadsheet could run ``v`` (then it is written quote-prefixed), and its text
+    as a cell holds it: a line break is a line feed (as XML reads a CR)."""
+    risk = v.startswith(RISKY)
+    if "\r" in v:
         v = v.replace("\r\n", "\n").replace("\r", "\n")
+    return risk, v
+
+
+def _string_cell(letter: str, r: int, v: str, quoted: int) -> str:
+    """One text cell as XlsxWriter writes it (see :func:`_string_body`)."""
+    return f'<c r="{letter}{r}"{_string_body(v, quoted)}'
+
+
+@functools.lru_cache(maxsize=1 << 16)  # the symbols, codes and names repeat over the rows
+def _string_body(v: str, quoted: int) -> str:
+    """A text cell after its reference, as XlsxWriter writes it: an inline string, control
+    characters as ``_xHHHH_`` (and a literal ``_xHHHH_`` escaped), XML's three characters
+    escaped, ``xml:space`` kept for leading or trailing white space, cut at Excel's 32,767
+    UTF-16 units."""
+    risk, v = cell_text(v)
+    style = f' s="{quoted}"' if risk else ""
     if len(v) > 16383:
         from xlsxwriter.utility import _utf16_len, _utf16_truncate
 
@@ -237,7 +251,7 @@ def _string_cell(letter: str, r: int, v: str, quoted: int) -> str:
     preserve = ' xml:space="preserve"' if v[:1].isspace() or v[-1:].isspace() else ""
     if _XML_ESCAPES.search(v):
         v = v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return f'<c r="{letter}{r}"{style} t="inlineStr"><is><t{preserve}>{v}</t></is></c>'
+    return f'{style} t="inlineStr"><is><t{preserve}>{v}</t></is></c>'
 
 
 def dimension(wide: pd.DataFrame) -> str | None:
