@@ -977,6 +977,20 @@ def _datasets() -> tuple[Dataset, ...]:
             "NAMED_COLUMNS): the way back to the pseudonym for restricted/network_members",
         ),
         Dataset(
+            "pseudonym_keys",
+            "pseudonym_keys",
+            "store",
+            "store",
+            "parquet",
+            _schema(
+                ("key", LONG, "xxhash64 of a pseudonym of the input (any kind, any table)"),
+                ("collides", BOOLEAN, "two different pseudonyms share this key (ingest stops)"),
+            ),
+            "every distinct key of every pseudonym column of the input, rejected rows too "
+            "(zicht.features.keys key_set): the collision check's result, and what the leak "
+            "guard probes for the store's keys",
+        ),
+        Dataset(
             "incidents_located",
             "incidents_located",
             "store",

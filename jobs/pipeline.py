@@ -126,6 +126,7 @@ class Ingest:
     produces = (
         "validated",
         "keys",
+        "pseudonym_keys",
         "incidents_located",
         "residence",
         "signals_located",
@@ -208,9 +209,11 @@ class Ingest:
             )
         acc = v.accepted
         with ctx.timer.step("keys"):
-            from zicht.features.keys import collision_message, key_collisions, key_dictionary
+            from zicht.features.keys import collision_message, key_dictionary, key_set
 
-            n_collisions = key_collisions(v.raw).count()
+            # written once: the leak guard probes these distinct keys, not every key column
+            keys, _ = ctx.write("pseudonym_keys", key_set(v.raw), count=False)
+            n_collisions = keys.where(F.col("collides")).count()
             if n_collisions:
                 raise InputError(collision_message(n_collisions))
             ctx.write("keys", key_dictionary(v.raw), count=False)

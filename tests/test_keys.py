@@ -12,6 +12,7 @@ from zicht.features.keys import (
     collisions_of,
     key_collisions,
     key_dictionary,
+    key_set,
     with_surrogate_keys,
 )
 
@@ -47,6 +48,9 @@ def test_dictionary_holds_the_named_columns_once_blank_is_missing(spark: SparkSe
         raw, {"suspects": ("incident_id", "person_id"), "person_links": ("person_id_b",)}
     )
     assert sorted(r["pseudonym"] for r in wide.collect()) == ["i1", "i2", "i3", "p1", "p2", "p9"]
+    # the key set: every distinct pseudonym of every column once (the blank person missing)
+    got_set = sorted(tuple(r) for r in key_set(raw).collect())
+    assert got_set == sorted((key(p), False) for p in ("i1", "i2", "i3", "p1", "p2", "p9"))
 
 
 def test_a_key_shared_by_two_pseudonyms_is_a_collision(spark: SparkSession) -> None:

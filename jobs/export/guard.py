@@ -43,11 +43,15 @@ def store_pseudonyms(
 
     In the keyed store (``keys`` exists) the typed pseudonym columns of every validated table
     are keys and the raw text of rejected rows is text; in a store from before the keys, both
-    the typed columns and the raw text are text."""
+    the typed columns and the raw text are text. Where ingest wrote ``pseudonym_keys`` (every
+    distinct key of the input, rejected rows too: a superset of the key columns, tested), that
+    one column stands for the key columns of every table: nationally ~20M distinct keys
+    instead of ~150M key values."""
     tables: dict[str, DataFrame] = {}
     text: dict[str, tuple[str, ...]] = {}
     keyed: dict[str, tuple[str, ...]] = {}
     is_keyed = "keys" in catalog.CATALOGUE and ctx.exists("keys")
+    key_set = is_keyed and ctx.exists("pseudonym_keys")
     for name, cols in PSEUDONYM_COLUMNS.items():
         if name not in ctx.store_facts.get("accounting", {}):
             continue
@@ -56,9 +60,12 @@ def store_pseudonyms(
         typed = tuple(c for c in cols if c in validated.columns)
         tables[name] = validated
         if is_keyed:
-            text[name], keyed[name] = raw, typed
+            text[name], keyed[name] = raw, () if key_set else typed
         else:
             text[name] = typed + raw
+    if key_set:
+        tables["pseudonym_keys"] = ctx.read("pseudonym_keys")
+        keyed["pseudonym_keys"] = ("key",)
     return tables, text, keyed
 
 
