@@ -357,6 +357,7 @@ class Network:
                 build_layer_edges,
                 build_network,
                 community_reach_counts,
+                vertex_order,
             )
 
             # one self-join of the suspects per run: the graph, the disruption curves and the
@@ -372,6 +373,7 @@ class Network:
                 persons=acc.get("persons"),
                 company_roles=acc.get("company_roles"),
             )
+            order = vertex_order(ctx.read("keys")) if ctx.exists("keys") else None
             members, communities = build_network(
                 acc["suspects"],
                 incidents,
@@ -380,6 +382,9 @@ class Network:
                 settings=settings.network,
                 layer_edges=layer_edges,
                 cooffending_edges=cooffending,
+                # keyed store: Leiden sees the suspects in the order of their pseudonyms, as
+                # before the keys (issue 16: the same partition, whatever the keys)
+                vertex_order=order,
             )
             # with --previous: the communities take their lasting ids (zicht.jobs.lineage)
             from zicht.jobs.lineage import link_communities
@@ -395,7 +400,9 @@ class Network:
             communities, rec = ctx.write("communities", communities)
             result.outputs[ctx.relative("communities")] = rec
             result.outputs.update(
-                _community_artifacts(ctx, members, communities, cooffending, layer_edges)
+                _community_artifacts(
+                    ctx, members, communities, cooffending, layer_edges, vertex_order=order
+                )
             )
             if residence is not None:
                 reach = community_reach_counts(members, acc["suspects"], incidents, residence)
@@ -451,6 +458,8 @@ def _community_artifacts(
     communities: DataFrame,
     cooffending_edges: DataFrame,
     layer_edges: DataFrame | None,
+    *,
+    vertex_order: DataFrame | None = None,
 ) -> dict[str, Any]:
     """Restricted community summaries and disruption curves (also MLflow artifacts).
 
@@ -475,7 +484,9 @@ def _community_artifacts(
                 "person_id_a", "person_id_b"
             )
         )
-    curves = disruption_by_community(members, ties, min_size=MIN_COMMUNITY)
+    curves = disruption_by_community(
+        members, ties, min_size=MIN_COMMUNITY, vertex_order=vertex_order
+    )
     out[ctx.relative("community_disruption")] = ctx.write_text(
         "community_disruption", curves.to_csv(index=False), rows=len(curves)
     )

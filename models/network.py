@@ -252,8 +252,14 @@ def build_network(
     settings: NetworkSettings,
     layer_edges: DataFrame | None = None,
     cooffending_edges: DataFrame | None = None,
+    vertex_order: DataFrame | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """(network_members, communities) of the suspects' network.
+
+    ``vertex_order`` (``person_id``, ``vertex``; :func:`vertex_order`): where the ids are the
+    store's 64-bit keys, each suspect's place in the order of its pseudonym's text. igraph then
+    numbers the vertices, and Leiden visits them, as it did on the pseudonyms themselves, so the
+    partition does not depend on which key a pseudonym hashes to. Without it: the ids' order.
 
     ``cooffending_edges``: :func:`build_cooffending_edges` of the same suspects and incidents,
     when the caller has it already (it uses the ties for other measures too); else built here.
@@ -325,19 +331,62 @@ def build_network(
             F.lit(False).alias("is_tie"),
         ).distinct()
     )
+    if vertex_order is not None:  # the graph on the driver in pseudonym order (see above)
+        graph_rows = _placed(graph_rows, vertex_order)
     graph_pdf = graph_rows.toPandas()
+    if vertex_order is not None:
+        _check_placed(graph_pdf)
     is_tie = graph_pdf["is_tie"].to_numpy(dtype=bool)
     members_pdf = score_suspect_graph(
         graph_pdf.loc[~is_tie, "person_id_a"],
         graph_pdf.loc[is_tie, ["person_id_a", "person_id_b", "weight"]],
         settings=settings,
     )
-    members = spark.createDataFrame(members_pdf, schema=members_schema(id_type))
+    if vertex_order is None:
+        members = spark.createDataFrame(members_pdf, schema=members_schema(id_type))
+    else:  # back from the places to the ids, in Spark (a broadcast of the suspects' order)
+        placed = spark.createDataFrame(members_pdf, schema=members_schema(T.LongType()))
+        members = (
+            placed.withColumnRenamed("person_id", "vertex")
+            .join(F.broadcast(vertex_order), "vertex")
+            .select(*[f.name for f in MEMBERS_SCHEMA.fields])
+        )
 
     communities = _build_communities(
         members, located, incidents_located, residence, phenomena=phenomena
     )
     return members, communities
+
+
+def _placed(ties: DataFrame, vertex_order: DataFrame) -> DataFrame:
+    """``ties`` with ``person_id_a`` and ``person_id_b`` replaced by their places in
+    ``vertex_order`` (a broadcast of the suspects; a person without a place: null, see
+    :func:`_check_placed`), the other columns kept in their order."""
+    for end in ("a", "b"):
+        order = vertex_order.select(
+            F.col("person_id").alias(f"person_id_{end}"), F.col("vertex").alias(f"_v{end}")
+        )
+        ties = ties.join(F.broadcast(order), f"person_id_{end}", "left")
+    return ties.select(
+        *[F.col(f"_v{c[-1]}").alias(c) if c in ("person_id_a", "person_id_b") else F.col(c)
+          for c in ties.columns if c not in ("_va", "_vb")]
+    )  # fmt: skip
+
+
+def _check_placed(pdf: pd.DataFrame) -> None:
+    if pdf[["person_id_a", "person_id_b"]].isna().any(axis=None):
+        raise ValueError("vertex_order lacks suspects of the network: no place for them")
+
+
+def vertex_order(dictionary: DataFrame) -> DataFrame:
+    """``person_id`` (the key), ``vertex`` (long, 0..n-1): each pseudonym of the key
+    dictionary (``key``, ``pseudonym``: the suspects, a few hundred thousand nationally) at its
+    place in the order of the pseudonyms' text, for :func:`build_network`. One sorted window
+    over that small table (a single partition by construction)."""
+    return dictionary.select(
+        F.col("key").alias("person_id"),
+        (F.row_number().over(Window.orderBy("pseudonym", "key")) - 1).alias("vertex"),
+    )
 
 
 def _latest_residence(residence: DataFrame) -> DataFrame:
@@ -926,8 +975,12 @@ def disruption_by_community(
     max_communities: int = 20,
     metric: Literal["betweenness", "degree"] = "betweenness",
     mode: Literal["sequential", "block"] = "sequential",
+    vertex_order: DataFrame | None = None,
 ) -> pd.DataFrame:
     """:func:`simulate_disruption` inside each of the largest communities.
+
+    ``vertex_order``: as for :func:`build_network`; the removals' tie-break (smallest label
+    first) then follows the pseudonyms' order, not their keys'.
 
     ``members``: ``person_id``, ``community_id`` (from :func:`build_network`; 1 is the
     largest); ``edges``: ``person_id_a``, ``person_id_b`` (ties of any layer; repeated pairs
@@ -949,15 +1002,19 @@ def disruption_by_community(
     m = members.select("person_id", "community_id").join(chosen, "community_id", "left_semi")
     ma = m.select(F.col("person_id").alias("person_id_a"), F.col("community_id").alias("_ca"))
     mb = m.select(F.col("person_id").alias("person_id_b"), F.col("community_id").alias("_cb"))
-    inside = (
+    ties_inside = (
         edges.select("person_id_a", "person_id_b")
         .join(ma, "person_id_a")
         .join(mb, "person_id_b")
         .where(F.col("_ca") == F.col("_cb"))
         .select(F.col("_ca").alias("community_id"), "person_id_a", "person_id_b")
         .distinct()
-        .toPandas()
     )
+    if vertex_order is not None:
+        ties_inside = _placed(ties_inside, vertex_order)
+    inside = ties_inside.toPandas()
+    if vertex_order is not None:
+        _check_placed(inside)
     curves: list[pd.DataFrame] = []
     for cid in sorted(inside["community_id"].unique().tolist()):
         ties = inside[inside["community_id"] == cid]

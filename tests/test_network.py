@@ -25,8 +25,10 @@ from zicht.models.network import (
     build_cooffending_edges,
     build_network,
     communities_schema,
+    disruption_by_community,
     score_suspect_graph,
     simulate_disruption,
+    vertex_order,
 )
 
 SUSPECTS = T.StructType(
@@ -341,6 +343,62 @@ def test_members_match_networkx_and_partitioning(spark: SparkSession) -> None:
         settings=settings,
     )
     assertDataFrameEqual(members2, members, rtol=0.0, atol=0.0)
+
+
+def test_keyed_suspects_get_the_partition_of_their_pseudonyms(spark: SparkSession) -> None:
+    """On the store's 64-bit keys, with the vertices placed in the order of the pseudonyms'
+    text, the network is the one built on the pseudonyms themselves: the same communities
+    (ids too), brokers and scores per person (issue 16: ARI 1 against the text ids)."""
+    from pyspark.sql import functions as F
+
+    seed = 20261202
+    graph, dates = _random_cooffending(seed, n=120, m=260, n_isolated=4)
+    pid = {v: f"{(v * 7919) % 1000:03d}q" for v in graph.nodes}  # text order != key order
+    inc_rows, sus_rows = [], []
+    for k, ((u, v), d) in enumerate(zip(graph.edges, dates, strict=True)):
+        inc_rows.append((f"e{k}", d, "BU03630001", ["drugs"]))
+        sus_rows += [(f"e{k}", pid[u]), (f"e{k}", pid[v])]
+    for v in (v for v in graph.nodes if graph.degree(v) == 0):
+        inc_rows.append((f"s{v}", dates[0], "BU03630002", []))
+        sus_rows.append((f"s{v}", pid[v]))
+    incidents = _incidents(spark, inc_rows)
+    suspects = _frame(spark, sus_rows, SUSPECTS)
+    residence = _residence(spark, [(pid[v], 2023, "BU03630001") for v in range(0, 124, 3)])
+    settings = NetworkSettings(seed=seed)
+    text, _ = build_network(suspects, incidents, residence, phenomena=["drugs"], settings=settings)
+
+    def keyed(df: DataFrame) -> DataFrame:
+        return df.withColumn("person_id", F.xxhash64("person_id"))
+
+    dictionary = suspects.select(
+        F.xxhash64("person_id").alias("key"), F.col("person_id").alias("pseudonym")
+    ).distinct()
+    keyed_members, _ = build_network(
+        keyed(suspects),
+        incidents,
+        keyed(residence),
+        phenomena=["drugs"],
+        settings=settings,
+        vertex_order=vertex_order(dictionary),
+    )
+    back = (
+        keyed_members.withColumnRenamed("person_id", "key")
+        .join(dictionary, "key")
+        .withColumnRenamed("pseudonym", "person_id")
+        .select(*text.columns)
+    )
+    assert text.select("community_id").distinct().count() > 5  # a partition worth comparing
+    assertDataFrameEqual(back, text, rtol=0.0, atol=0.0)
+    # the disruption curves too: removals tied on betweenness go in the pseudonyms' order
+    curves = disruption_by_community(text, build_cooffending_edges(suspects, incidents), min_size=3)
+    keyed_curves = disruption_by_community(
+        keyed_members,
+        build_cooffending_edges(keyed(suspects), incidents),
+        min_size=3,
+        vertex_order=vertex_order(dictionary),
+    )
+    assert len(curves) > 20
+    pd.testing.assert_frame_equal(keyed_curves, curves)
 
 
 def test_sampled_betweenness_close_to_exact() -> None:
