@@ -106,8 +106,8 @@ def key_set(raw: Mapping[str, DataFrame]) -> DataFrame:
     column's values are hashed twice and grouped by key (:func:`collisions_of`). Only the
     pseudonym columns are read, so a Parquet input is read column by column. The rows are the
     keys of every row read, rejected rows too: a superset of the store's key columns, which the
-    leak guard probes instead of those columns (a fifth to a tenth of the rows nationally,
-    since a person appears in many rows). No actions."""
+    leak guard probes instead of those columns (each key once, where a person appears in
+    many rows). No actions."""
     values = _pseudonyms(raw, PSEUDONYM_COLUMNS)
     if values is None:
         spark = next(iter(raw.values())).sparkSession

@@ -45,8 +45,8 @@ def store_pseudonyms(
     are keys and the raw text of rejected rows is text; in a store from before the keys, both
     the typed columns and the raw text are text. Where ingest wrote ``pseudonym_keys`` (every
     distinct key of the input, rejected rows too: a superset of the key columns, tested), that
-    one column stands for the key columns of every table: nationally ~20M distinct keys
-    instead of ~150M key values."""
+    one column stands for the key columns of every table (56.6M distinct keys in the `nl`
+    benchmark; the join took 15.6-17.6 s there against 29.5-39.4 s over every key column)."""
     tables: dict[str, DataFrame] = {}
     text: dict[str, tuple[str, ...]] = {}
     keyed: dict[str, tuple[str, ...]] = {}
