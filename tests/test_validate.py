@@ -432,3 +432,43 @@ def test_configured_period_excludes_and_cascades(spark, tmp_path: Path) -> None:
     assert v.accounting["incidents"]["rows_excluded"] == 2
     assert v.accounting["suspects"]["rows_excluded"] == 1
     assert v.accounting["incidents"]["rows_used"] == 2
+
+
+def test_the_key_set_covers_the_rejected_rows_and_the_guard_finds_them(
+    spark, validated: Validated
+) -> None:
+    """The leak guard probes ``pseudonym_keys`` alone for a keyed store (no text probe of the
+    validated tables' ``_raw_`` columns): the key set must hold the key of every pseudonym of
+    every rejected row, as delivered, and a file holding one must be stopped. Expected keys
+    come from the reject rows' text through the independent xxhash package."""
+    from zicht.features.keys import key_set
+    from zicht.features.schemas import PSEUDONYM_COLUMNS
+    from zicht.jobs.export.guard import scan_export
+
+    keys = key_set(validated.raw)
+    got = {r["key"] for r in keys.collect()}  # the planted rows: a few hundred keys
+    rejected: set[str] = set()
+    for table, df in validated.rejects.items():
+        for c in PSEUDONYM_COLUMNS.get(table, ()):
+            if c in df.columns:
+                rejected |= {
+                    str(v) for (v,) in df.select(c).collect() if v is not None and str(v).strip()
+                }
+    accepted: set[str] = set()
+    for table, df in validated.accepted.items():
+        for c in PSEUDONYM_COLUMNS.get(table, ()):
+            if c in df.columns:
+                accepted |= {str(v) for (v,) in df.select(c).collect() if v is not None}
+    only_rejected = sorted(p for p in rejected - accepted if len(p) >= 6)
+    assert "i_future" in only_rejected and len(only_rejected) > 10
+    assert {key(p) for p in rejected} <= got
+    keyed = {"pseudonym_keys": ("key",)}
+    for p in (only_rejected[0], "i_future"):
+        leaky = {
+            "indicators_buurt.csv": f"level,area_code,note\r\nbuurt,BU03630001,{p}\r\n".encode()
+        }
+        assert scan_export(spark, leaky, {"pseudonym_keys": keys}, {}, keyed) == [
+            "export/indicators_buurt.csv holds 1 value(s) of an input pseudonym column"
+        ]
+    clean = {"indicators_buurt.csv": b"level,area_code,note\r\nbuurt,BU03630001,i_futurex\r\n"}
+    assert scan_export(spark, clean, {"pseudonym_keys": keys}, {}, keyed) == []
