@@ -15,9 +15,12 @@ MLflow run say so (``store.reused``). The rules that compare a date with the day
 the only ones that can change their verdict from one day to the next: a store made on another
 day is reused only when none of its rows was rejected by such a rule.
 
-``zicht store purge`` removes stores not used for ``store.retention_days`` days (reads
-``store.json``'s ``last_used``; a folder without a complete ``store.json`` older than that is a
-killed ingest and goes too).
+``zicht store purge`` removes stores not used for ``store.retention_days`` days: the last use is
+the newest of ``store.json``'s ``created`` and the use markers ``uses/<UTC time>-<nonce>`` a reuse
+leaves (an empty file each, so ``store.json`` is written once and never rewritten: runs that
+reuse one store at the same time, or one killed while recording its use, can never leave a
+half-written ``store.json`` for the next reader); a folder without a complete ``store.json``
+older than that is a killed ingest and goes too.
 """
 
 from __future__ import annotations
@@ -94,10 +97,36 @@ def write_state(fs: fsmod.FileSystem, store: str, state: Mapping[str, Any]) -> N
     )
 
 
-def touch(fs: fsmod.FileSystem, store: str, state: dict[str, Any]) -> None:
-    """Record a reuse, so retention counts from the last use."""
-    state["last_used"] = dt.datetime.now(dt.UTC).isoformat()
-    write_state(fs, store, state)
+USES = "uses"
+_USE_TIME = "%Y%m%dT%H%M%S%fZ"
+
+
+def touch(
+    fs: fsmod.FileSystem, store: str, state: dict[str, Any], *, now: dt.datetime | None = None
+) -> None:
+    """Record a reuse, so retention counts from the last use: a new empty marker file named
+    by the time (``store.json`` is not rewritten; see the module docstring)."""
+    import uuid
+
+    now = now or dt.datetime.now(dt.UTC)
+    state["last_used"] = now.isoformat()
+    marker = f"{now.astimezone(dt.UTC).strftime(_USE_TIME)}-{uuid.uuid4().hex[:8]}"
+    fs.write_text(fsmod.join(store, USES, marker), "")
+
+
+def last_used(fs: fsmod.FileSystem, store: str, state: Mapping[str, Any]) -> dt.datetime:
+    """The newest of the store's creation, ``last_used`` in ``store.json`` (stores made before
+    the use markers) and its use markers."""
+    times = [dt.datetime.fromisoformat(state.get("last_used") or state["created"])]
+    uses = fsmod.join(store, USES)
+    if fs.is_dir(uses):
+        for loc in fs.list(uses):
+            stamp = fsmod.name(loc).split("-", 1)[0]
+            try:
+                times.append(dt.datetime.strptime(stamp, _USE_TIME).replace(tzinfo=dt.UTC))
+            except ValueError:  # not a marker zicht wrote: its file time stands in
+                times.append(dt.datetime.fromtimestamp(fs.modification_time(loc), dt.UTC))
+    return max(times)
 
 
 def purge(
@@ -114,7 +143,7 @@ def purge(
             continue
         state = read_state(fs, store)
         if state is not None:
-            last = dt.datetime.fromisoformat(state.get("last_used") or state["created"])
+            last = last_used(fs, store, state)
         else:  # an ingest that never finished
             last = dt.datetime.fromtimestamp(fs.modification_time(store), dt.UTC)
         if last < limit:
