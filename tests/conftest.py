@@ -32,6 +32,11 @@ if not SHARED.is_dir():  # CI lays shared/ beside the clone; a checkout may sit 
 REAL_DATA = SHARED / "data" / "real"
 # a team's overlay (zicht.jobs.config) must not change what the tests expect; tests of it set it
 os.environ.pop("ZICHT_CONF", None)
+# The suite is CPU-bound on two cores and its JVMs live minutes on small frames: C1 only and the
+# serial collector cut the CPU of a tiny pipeline run by 28 % (213 -> 153 core-s, the same wall
+# time alone). Every JVM the tests start inherits it: the workers', child zicht runs', the
+# loopback cluster's. Production runs keep the JVM's defaults (C2 pays off on long jobs).
+os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
 
 @pytest.fixture(scope="session")
@@ -77,16 +82,90 @@ def real_data() -> Path:
 
 
 TINY_SEED = 7
+# files whose tests need the tiny run, the slowest first (they run after every other file, so
+# under xdist the one shared tiny run is made while the workers run the rest)
+TINY_RUN_HEAVY_FIRST = ("test_locations.py", "test_lineage.py", "test_e2e.py", "test_faults.py")
+TINY_RUN_WAIT_S = 1800
+
+
+def _needs_tiny_run(item: pytest.Item) -> bool:
+    return "tiny_run" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected: only what will run counts
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items) -> None:
+    """Tests that need the tiny run go last (files stay whole, their order otherwise kept); the
+    first xdist worker then starts the shared tiny run in a process of its own."""
+    files_needing = {item.path for item in items if _needs_tiny_run(item)}
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        if item.path not in files_needing:
+            return (0, 0)
+        name = item.path.name
+        heavy = TINY_RUN_HEAVY_FIRST
+        return (1, heavy.index(name) if name in heavy else len(heavy))
+
+    items[:] = sorted(items, key=rank)  # stable: the collection order within a rank
+    worker = getattr(config, "workerinput", None)
+    if files_needing and worker is not None and worker["workerid"] == "gw0":
+        _start_shared_tiny_run(config)
+
+
+def _shared_tiny_run_folder(config: pytest.Config) -> Path:
+    """A folder all xdist workers of this session see: the parent of their base temp folders
+    (pytest-xdist gives each worker ``<session base>/popen-gwN``)."""
+    return config._tmp_path_factory.getbasetemp().parent / "tiny-run"  # type: ignore[attr-defined]
+
+
+def _start_shared_tiny_run(config: pytest.Config) -> None:
+    import subprocess
+
+    folder = _shared_tiny_run_folder(config)
+    folder.mkdir(exist_ok=True)
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    with open(folder / "log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("_tiny_run.py")),
+                str(folder),
+                str(TINY_SEED),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    config.stash[_TINY_PROC] = proc
+
+
+_TINY_PROC = pytest.StashKey["subprocess.Popen[bytes]"]()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """An interrupted session does not leave the tiny run's process (and its JVM) behind."""
+    proc = config.stash.get(_TINY_PROC, None)
+    if proc is not None and proc.poll() is None:
+        import signal
+
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @pytest.fixture(scope="session")
-def tiny_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def tiny_run(
+    request: pytest.FixtureRequest, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     """``zicht synth --scale tiny --seed 7`` then ``zicht run``, once per test session.
 
     The end-to-end checks, the cluster test's local-mode reference and the notebooks read this
-    one run (a whole pipeline run costs about a minute here). Tests that change an output work
-    on a copy; a test that reruns into ``output`` must leave it as it was (a failed run does).
+    one run (a whole pipeline run costs about two minutes here). Under xdist the workers share
+    one run, made by a process the first worker starts after collection (``_tiny_run.py``);
+    run serially, it is made here. Tests that change an output work on a copy; a test that
+    reruns into ``output`` must leave it as it was (a failed run does).
     """
+    if hasattr(request.config, "workerinput"):
+        return _wait_for_shared_tiny_run(_shared_tiny_run_folder(request.config))
     from zicht.jobs import run as run_job
     from zicht.jobs import synth as synth_job
 
@@ -103,6 +182,21 @@ def tiny_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> d
         mp.undo()
     assert code == 0
     return {"root": root, "input": root / "input", "output": root / "output"}
+
+
+def _wait_for_shared_tiny_run(folder: Path) -> dict[str, Path]:
+    import time
+
+    deadline = time.monotonic() + TINY_RUN_WAIT_S
+    while not (folder / "rc").is_file():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the shared tiny run in {folder} did not finish in {TINY_RUN_WAIT_S} s")
+        time.sleep(1)
+    rc = (folder / "rc").read_text().strip()
+    if rc != "0":
+        log = (folder / "log").read_text(errors="replace")[-4000:]
+        pytest.fail(f"the shared tiny run failed (exit code {rc}):\n{log}")
+    return {"root": folder, "input": folder / "input", "output": folder / "output"}
 
 
 @pytest.fixture

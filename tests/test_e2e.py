@@ -358,7 +358,12 @@ def test_stage_jobs_one_after_another_equal_zicht_run(done, tmp_path: Path) -> N
     mp = pytest.MonkeyPatch()
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     try:
-        assert ingest_job.main(["--input", str(done["input"]), "--output", str(out)]) == 0
+        # the session run's store: the ingest job is the Ingest stage every zicht run uses to
+        # build one (the session's run, the viewfs run); here it reuses it, as a researcher
+        # iterating on the later stages does
+        store = str(done["root"] / "zicht_store")
+        argv = ["--input", str(done["input"]), "--output", str(out), "--store", store]
+        assert ingest_job.main(argv) == 0
         # a later stage before its input exists is a clear error, not a crash
         assert models_job.main(["--from", str(tmp_path / "nothing")]) == 3
         assert network_job.main(["build", "--from", str(out)]) == 0
@@ -376,6 +381,7 @@ def test_stage_jobs_one_after_another_equal_zicht_run(done, tmp_path: Path) -> N
         assert (out / rel).read_bytes() == (done["output"] / rel).read_bytes(), rel
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["stages"]) == {"ingest", "network", "indicators", "models", "export"}
+    assert manifest["store"]["reused"]
     assert len(manifest["exports"]) == 1
     for table, a in manifest["inputs"].items():
         assert a["rows_read"] == a["rows_used"] + a["rows_rejected"] + a["rows_excluded"], table
