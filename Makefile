@@ -9,7 +9,7 @@ SEED   ?= 42
 # the demo's partner packages (gemeenten of SCALE=small SEED=42); DEMO_CONF= for none
 DEMO_CONF ?= --conf conf/examples/demo_partners.yaml
 # two pytest workers, each with its own SparkSession; a test file stays on one worker (its
-# module fixtures and temp folders), the session's tiny run is made once per worker. XDIST= runs serially.
+# module fixtures and temp folders), the workers share one tiny run (tests/conftest.py). XDIST= runs serially.
 XDIST  ?= -n 2 --dist loadfile
 LINT   := $(wildcard jobs features models tests notebooks tools benchmarks)
 

@@ -84,7 +84,13 @@ def real_data() -> Path:
 TINY_SEED = 7
 # files whose tests need the tiny run, the slowest first (they run after every other file, so
 # under xdist the one shared tiny run is made while the workers run the rest)
-TINY_RUN_HEAVY_FIRST = ("test_locations.py", "test_lineage.py", "test_e2e.py", "test_faults.py")
+TINY_RUN_HEAVY_FIRST = (
+    "test_locations_pointer.py",
+    "test_locations.py",
+    "test_e2e.py",
+    "test_lineage.py",
+    "test_faults.py",
+)
 TINY_RUN_WAIT_S = 1800
 
 
