@@ -4,6 +4,7 @@ Layout (``--store``, default ``zicht_store/`` beside the output folder; person-l
 inside the secure environment like ``restricted/``)::
 
     STORE_ROOT/<fingerprint>/store.json          written last: the store is complete
+    STORE_ROOT/<fingerprint>/uses/<time>-<nonce> one empty file per reuse (retention)
     STORE_ROOT/<fingerprint>/validated/<table>   every input row, typed, with reject_rule
     STORE_ROOT/<fingerprint>/incidents_located   ... the linked tables (see zicht.jobs.catalog)
 

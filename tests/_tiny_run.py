@@ -3,7 +3,8 @@
 Under pytest-xdist the first worker starts this once, right after collection, so the workers
 share one tiny run (a pipeline run costs about two minutes here) and run the tests that do not
 need it meanwhile (``conftest.pytest_collection_modifyitems`` puts those first). It writes
-``FOLDER/rc`` last: the exit code, which the workers wait for; its log is ``FOLDER/log``.
+``FOLDER/rc`` last: the exit code, which the workers wait for; its log is ``FOLDER/log``. Run
+serially, ``conftest.tiny_run`` calls :func:`main` in its own process.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ def main(folder: Path, seed: int) -> int:
     from zicht.jobs import synth as synth_job
 
     code = synth_job.main(["--scale", "tiny", "--seed", str(seed), "--out", str(folder / "input")])
-    if code == 0:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)  # the run's own SQLite store beside it
-        code = run_job.main(["--input", str(folder / "input"), "--output", str(folder / "output")])
-    return code
+    if code != 0:
+        return code
+    tracking = os.environ.pop("MLFLOW_TRACKING_URI", None)  # the run's own SQLite store beside it
+    try:
+        return run_job.main(["--input", str(folder / "input"), "--output", str(folder / "output")])
+    finally:
+        if tracking is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = tracking
 
 
 if __name__ == "__main__":

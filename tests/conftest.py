@@ -172,21 +172,10 @@ def tiny_run(
     """
     if hasattr(request.config, "workerinput"):
         return _wait_for_shared_tiny_run(_shared_tiny_run_folder(request.config))
-    from zicht.jobs import run as run_job
-    from zicht.jobs import synth as synth_job
+    import _tiny_run
 
     root = tmp_path_factory.mktemp("tiny-run")
-    code = synth_job.main(
-        ["--scale", "tiny", "--seed", str(TINY_SEED), "--out", str(root / "input")]
-    )
-    assert code == 0
-    mp = pytest.MonkeyPatch()
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    try:
-        code = run_job.main(["--input", str(root / "input"), "--output", str(root / "output")])
-    finally:
-        mp.undo()
-    assert code == 0
+    assert _tiny_run.main(root, TINY_SEED) == 0
     return {"root": root, "input": root / "input", "output": root / "output"}
 
 
