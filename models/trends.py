@@ -39,7 +39,7 @@ Rates and shares are the catalogue's plain ratios (``numerator`` / ``denominator
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,10 +244,11 @@ def trends_of_series(
     out["q_value"] = np.nan
     out["is_significant"] = pd.array([pd.NA] * len(out), dtype="boolean")
     out["trend_status"] = fit.status
-    for _, idx in out.groupby(["level", "indicator"]).groups.items():
-        reject, q = benjamini_hochberg(out.loc[idx, "p_value"].to_numpy(), fdr_alpha)
-        out.loc[idx, "q_value"] = q
-        out.loc[idx, "is_significant"] = reject
+    reject, q = bh_per_group(
+        out["p_value"].to_numpy(), out.groupby(["level", "indicator"]).ngroup(), fdr_alpha
+    )
+    out["q_value"] = q
+    out["is_significant"] = pd.array(reject, dtype="boolean")
     # no flag where there is no trend (BH neither tests nor rejects a NaN p-value)
     out.loc[out["trend_status"] != "ok", "is_significant"] = pd.NA
     return out[cols]
@@ -474,20 +475,6 @@ PUBLISHED_COLUMNS = ["level", "area_code", "area_name", "indicator", "first_year
                      "is_significant", "status", "trend_status"]  # fmt: skip
 
 
-def _put(
-    columns: dict[str, Any], index: pd.Index, rows: pd.Index, values: Mapping[str, object]
-) -> None:
-    """``columns[name][rows] = value`` for each name, ``index`` saying the columns' rows: the
-    rows are found once by position, and no value Series is aligned on a (multi-)index again
-    (``.loc`` with a MultiIndex materialises its tuples on every assignment, and each cell
-    update of a frame copies its blocks)."""
-    pos = index.get_indexer(rows)
-    if (pos < 0).any():
-        raise KeyError("rows to set are not among the series")
-    for name, value in values.items():
-        columns[name][pos] = value.to_numpy() if isinstance(value, pd.Series) else value
-
-
 def published_trends(
     pub: pd.DataFrame,
     *,
@@ -500,7 +487,7 @@ def published_trends(
 ) -> pd.DataFrame:
     """The partner trend table from the partner table ``pub`` alone (``level, area_code,
     area_name, year, indicator, value, status``, values as published text): one row per area
-    and indicator of the plan at ``levels``.
+    and indicator of the plan at ``levels``, sorted by level, area and indicator.
 
     A row has values (``status`` ok) only where the indicator, its numerator and its
     denominator are published (ok) in every year of the period; otherwise ``suppressed`` with
@@ -511,115 +498,147 @@ def published_trends(
     The last year's value, its change against the year before and its interval (exact Poisson
     for counts and rates, Wilson for shares) come from the published numbers; the trend
     (counts and rates) is the relative change per year ``exp(b) - 1`` with its Wald interval,
-    and ``is_significant`` is BH at ``fdr_alpha`` per level and indicator."""
+    and ``is_significant`` is BH at ``fdr_alpha`` per level and indicator.
+
+    The text keys become integer codes once (``pd.factorize`` with ``sort=True``, so codes
+    order as the text does) and the published numbers one array ``areas x indicators x
+    years``: every lookup below is by position, with no index of strings (nationally ~17k
+    areas x the plan's ~100 indicators and their counts x the years, some tens of MB).
+    """
     plan = {p[0]: p for p in trend_plan(specs)}
     rows = pub[pub["level"].isin(list(levels))]
     if rows.empty or not plan:
         return pd.DataFrame(columns=PUBLISHED_COLUMNS)
     years = sorted(int(y) for y in pub["year"].unique())
-    num_value = pd.to_numeric(rows["value"], errors="coerce")
-    is_ok = (rows["status"] == "ok") & num_value.notna()
-    cell = pd.DataFrame(
-        {
-            "level": rows["level"].to_numpy(),
-            "area_code": rows["area_code"].to_numpy(),
-            "year": rows["year"].astype(int).to_numpy(),
-            "indicator": rows["indicator"].to_numpy(),
-            "v": num_value.where(is_ok).to_numpy(),
-        }
+    n_years = len(years)
+    needed = set(plan) | {p[4] for p in plan.values()} | {p[5] for p in plan.values()}
+    rows = rows[rows["indicator"].isin(sorted(needed - {""}))]
+    if not rows["indicator"].isin(list(plan)).any():
+        return pd.DataFrame(columns=PUBLISHED_COLUMNS)
+    level_code, level_names = pd.factorize(rows["level"], sort=True)
+    code_code, code_names = pd.factorize(rows["area_code"], sort=True)
+    area, area_keys = pd.factorize(
+        level_code.astype(np.int64) * len(code_names) + code_code, sort=True
     )
-    names = rows.drop_duplicates(["level", "area_code"]).set_index(["level", "area_code"])[
-        "area_name"
-    ]
-    lookup = cell.set_index(["level", "area_code", "year", "indicator"])["v"]
-    wanted = cell[cell["indicator"].isin(list(plan))].copy()
-    meta = pd.DataFrame(
-        list(plan.values()),
-        columns=["indicator", "unit", "kind", "scale", "numerator", "denominator"],
-    )
-    wanted = wanted.merge(meta, on="indicator", how="left")
+    ind, ind_names = pd.factorize(rows["indicator"], sort=True)
+    n_area, n_ind = len(area_keys), len(ind_names)
+    year_pos = np.searchsorted(years, rows["year"].astype(int).to_numpy())
+    number = pd.to_numeric(rows["value"], errors="coerce").to_numpy(dtype=float)
+    ok_cell = (rows["status"].to_numpy() == "ok") & ~np.isnan(number)
+    # one more indicator slot, never filled: where a numerator or denominator is absent
+    cell = (area.astype(np.int64) * (n_ind + 1) + ind) * n_years + year_pos
+    if np.bincount(cell).max(initial=0) > 1:
+        raise ValueError("the partner table holds a cell (level, area, year, indicator) twice")
+    flat = np.full(n_area * (n_ind + 1) * n_years, np.nan)
+    flat[cell] = np.where(ok_cell, number, np.nan)
+    published = flat.reshape(n_area, n_ind + 1, n_years)  # NaN: no ok cell
+    seen = np.zeros(n_area * (n_ind + 1), dtype=bool)
+    seen[cell // n_years] = True
+    present = seen.reshape(n_area, n_ind + 1)  # a row in some year
 
-    def look(column: str) -> npt.NDArray[np.float64]:
-        idx = pd.MultiIndex.from_arrays(
-            [wanted["level"], wanted["area_code"], wanted["year"], wanted[column]]
-        )
-        return lookup.reindex(idx).to_numpy(dtype=float)
+    slot = {name: i for i, name in enumerate(ind_names)}
+    in_plan = [k for k in ind_names if k in plan]  # sorted, as ind_names is
+    p_slot = np.array([slot[k] for k in in_plan])
+    num_slot = np.array([slot.get(plan[k][4], n_ind) for k in in_plan])
+    den_slot = np.array([slot.get(plan[k][5], n_ind) for k in in_plan])
+    kind = np.array([plan[k][2] for k in in_plan], dtype=object)
+    scale = np.array([plan[k][3] for k in in_plan], dtype=float)
 
-    wanted["count"] = look("numerator")
-    den = look("denominator")
-    wanted["exposure"] = np.where(wanted["kind"] == "count", 1.0, den)
-    wanted["value"] = wanted["v"]
+    # the series: (area, plan indicator) with a row in some year, in sorted order
+    s_area, s_pos = np.nonzero(present[:, p_slot])
+    value = published[s_area, p_slot[s_pos]]  # series x years
+    count = published[s_area, num_slot[s_pos]]
+    s_kind = kind[s_pos]
+    exposure = np.where((s_kind == "count")[:, None], 1.0, published[s_area, den_slot[s_pos]])
     # a series is published only where every input of every year of the period is
-    usable = wanted["v"].notna() & wanted["count"].notna() & wanted["exposure"].notna()
-    complete = (
-        wanted.assign(_u=usable)
-        .groupby(SERIES_KEYS)
-        .agg(_n=("_u", "sum"), _years=("year", "nunique"))
-    )
-    complete = complete[(complete["_n"] == len(years)) & (complete["_years"] == len(years))]
-    keys = wanted.set_index(SERIES_KEYS).index
-    full = wanted[keys.isin(complete.index)]
+    complete = (~np.isnan(value) & ~np.isnan(count) & ~np.isnan(exposure)).all(axis=1)
 
-    all_series = wanted.drop_duplicates(SERIES_KEYS)[SERIES_KEYS].reset_index(drop=True)
-    out = all_series.copy()
-    out["area_name"] = names.reindex(
-        pd.MultiIndex.from_arrays([out["level"], out["area_code"]])
-    ).to_numpy()
-    out["status"] = np.where(
-        out.set_index(SERIES_KEYS).index.isin(complete.index), "ok", "suppressed"
-    )
+    key = area_keys[s_area]
+    level = level_names.to_numpy(dtype=object)[key // len(code_names)]
+    code = code_names.to_numpy(dtype=object)[key % len(code_names)]
+    status = np.where(complete, "ok", "suppressed").astype(object)
     if placed_exactly is not None:
-        exact = np.array(
+        # once per area, not per series
+        a_key = np.asarray(area_keys)
+        exact_area = np.array(
             [
-                bool(placed_exactly(lv, a))
-                for lv, a in zip(out["level"], out["area_code"], strict=True)
-            ]
+                bool(placed_exactly(str(lv), str(a)))
+                for lv, a in zip(
+                    level_names.to_numpy(dtype=object)[a_key // len(code_names)],
+                    code_names.to_numpy(dtype=object)[a_key % len(code_names)],
+                    strict=True,
+                )
+            ],
+            dtype=bool,
         )
-        out.loc[(out["status"] == "ok") & ~exact, "status"] = "not_exact"
-    keep = out.loc[out["status"] == "ok", SERIES_KEYS]
-    full = full.merge(keep, on=SERIES_KEYS)
+        status[complete & ~exact_area[s_area]] = "not_exact"
+    first_row = np.unique(area, return_index=True)[1]
+    area_name = rows["area_name"].to_numpy(dtype=object)[first_row][s_area]
 
-    index = out.set_index(SERIES_KEYS).index
-    n = len(out)
-    # the published columns as arrays, filled by position, set on the frame once
-    cols: dict[str, Any] = {
-        c: np.full(n, np.nan) for c in PUBLISHED_COLUMNS if c not in out.columns
-    }
-    cols["trend_status"] = np.full(n, "", dtype=object)
-    cols["is_significant"] = pd.array([pd.NA] * n, dtype="boolean")
-    cols["first_year"] = pd.array([pd.NA] * n, dtype="Int64")
-    cols["last_year"] = pd.array([pd.NA] * n, dtype="Int64")
-    if not full.empty:
-        iv = intervals_of_series(full, confidence=confidence)
-        last = iv[iv["year"] == years[-1]].set_index(SERIES_KEYS)
-        _put(cols, index, last.index, {
-            "value_last": last["value"],
-            "change_last": last["change"],
-            "change_last_relative": last["change_relative"],
-            "lower_last": last["lower"],
-            "upper_last": last["upper"],
-            "first_year": years[0],
-            "last_year": years[-1],
-        })  # fmt: skip
-        countable = full[full["kind"] != "share"]
-        if not countable.empty:
-            tr = trends_of_series(
-                countable, fdr_alpha=fdr_alpha, years=years, min_years=min_years
-            ).set_index(SERIES_KEYS)
-            _put(cols, index, tr.index, {
-                "trend_per_year": tr["rate_ratio_per_year"] - 1,
-                "trend_lower": tr["rate_ratio_lower"] - 1,
-                "trend_upper": tr["rate_ratio_upper"] - 1,
-                "q_value": tr["q_value"],
-                "trend_status": tr["trend_status"],
-                "is_significant": tr["is_significant"],
-            })  # fmt: skip
-        shares = full.loc[full["kind"] == "share", SERIES_KEYS].drop_duplicates()
-        if not shares.empty:
-            _put(cols, index, pd.MultiIndex.from_frame(shares), {"trend_status": "not_a_count"})
-    out = out.assign(**cols)
-    return (
-        out[PUBLISHED_COLUMNS]
-        .sort_values(["level", "area_code", "indicator"])
-        .reset_index(drop=True)
+    n = len(s_area)
+    cols: dict[str, Any] = {c: np.full(n, np.nan) for c in PUBLISHED_COLUMNS}
+    cols.update(
+        level=level,
+        area_code=code,
+        area_name=area_name,
+        indicator=np.array(in_plan, dtype=object)[s_pos],
+        status=status,
+        trend_status=np.full(n, "", dtype=object),
     )
+    is_significant = pd.array([pd.NA] * n, dtype="boolean")
+    first_year = pd.array([pd.NA] * n, dtype="Int64")
+    last_year = pd.array([pd.NA] * n, dtype="Int64")
+    ok = status == "ok"
+    if ok.any():
+        # the last year: its value, interval and change against the year before
+        v, c, d = value[ok, -1], count[ok, -1], exposure[ok, -1]
+        k, sc = s_kind[ok], scale[s_pos[ok]]
+        g_lo, g_hi = garwood_interval(c, confidence=confidence)
+        per = np.where(k == "rate", sc / np.where(d > 0, d, np.nan), 1.0)
+        w_lo, w_hi = wilson_interval(c, d, confidence=confidence)
+        share = k == "share"
+        consecutive = n_years >= 2 and years[-2] == years[-1] - 1
+        prev = value[ok, -2] if consecutive else np.full(len(v), np.nan)
+        cols["value_last"][ok] = v
+        cols["change_last"][ok] = v - prev
+        cols["change_last_relative"][ok] = (v - prev) / np.where(prev != 0, prev, np.nan)
+        cols["lower_last"][ok] = np.where(share, w_lo, g_lo * per)
+        cols["upper_last"][ok] = np.where(share, w_hi, g_hi * per)
+        first_year[ok] = years[0]
+        last_year[ok] = years[-1]
+        trend = ok & (s_kind != "share")
+        if trend.any():
+            fit = fit_poisson_trends(count[trend], exposure[trend], years, min_years=min_years)
+            # BH per level and indicator
+            group = key[trend] // len(code_names) * len(in_plan) + s_pos[trend]
+            reject, q = bh_per_group(fit.p_value, group, fdr_alpha)
+            cols["trend_per_year"][trend] = np.exp(fit.slope) - 1
+            cols["trend_lower"][trend] = np.exp(fit.lower) - 1
+            cols["trend_upper"][trend] = np.exp(fit.upper) - 1
+            cols["q_value"][trend] = q
+            cols["trend_status"][trend] = fit.status
+            # no flag where there is no trend (BH neither tests nor rejects a NaN p-value)
+            flag = pd.array(reject, dtype="boolean")
+            flag[fit.status != "ok"] = pd.NA
+            is_significant[trend] = flag
+        cols["trend_status"][ok & (s_kind == "share")] = "not_a_count"
+    cols.update(first_year=first_year, last_year=last_year, is_significant=is_significant)
+    return pd.DataFrame({c: cols[c] for c in PUBLISHED_COLUMNS})
+
+
+def bh_per_group(
+    p_values: npt.ArrayLike, group: npt.ArrayLike, alpha: float
+) -> tuple[npt.NDArray[np.bool_], FloatArray]:
+    """Benjamini-Hochberg (:func:`zicht.models.hotspots.benjamini_hochberg`) within each group
+    of ``group`` (integer labels): (rejected, q-values), in the order of ``p_values``."""
+    p = np.asarray(p_values, dtype=float)
+    g = np.asarray(group)
+    reject = np.zeros(len(p), dtype=bool)
+    q = np.full(len(p), np.nan)
+    order = np.argsort(g, kind="stable")
+    sorted_g = g[order]
+    starts = [int(i) for i in np.flatnonzero(np.r_[True, sorted_g[1:] != sorted_g[:-1]])]
+    for lo, hi in zip(starts, [*starts[1:], len(p)], strict=True):
+        idx = order[lo:hi]
+        reject[idx], q[idx] = benjamini_hochberg(p[idx], alpha)
+    return reject, q

@@ -265,6 +265,24 @@ def test_published_buurt_trend_needs_exact_placement() -> None:
     assert np.isnan(out.loc["BU00010102", "trend_per_year"])
 
 
+def test_published_rows_sorted_change_only_between_consecutive_years_and_no_cell_twice() -> None:
+    """The rows come out sorted by level, area and indicator whatever the input order; the
+    last year's change needs the year before it; a cell given twice is an error."""
+    rows = [("gemeente", code, y, "drugs.incidents", v, "ok")
+            for code, v in (("GM0002", "30"), ("GM0001", "10"))
+            for y in (2019, 2021)]  # fmt: skip
+    rows += [("buurt", "BU00010101", y, "drugs.incidents", "15", "ok") for y in (2021, 2019)]
+    out = published_trends(_pub(rows[::-1]), specs=SPECS, fdr_alpha=0.05)
+    assert list(zip(out["level"], out["area_code"], strict=True)) == [
+        ("buurt", "BU00010101"), ("gemeente", "GM0001"), ("gemeente", "GM0002")
+    ]  # fmt: skip
+    assert list(out["value_last"]) == [15, 10, 30]
+    assert out["change_last"].isna().all()  # 2020 is not in the period: no year before 2021
+    assert list(out["first_year"]) == [2019] * 3 and list(out["last_year"]) == [2021] * 3
+    with pytest.raises(ValueError, match="twice"):
+        published_trends(_pub(rows + rows[:1]), specs=SPECS, fdr_alpha=0.05)
+
+
 def test_significant_trend_flags_pass_benjamini_hochberg() -> None:
     print(f"seed {SEED}")
     rng = np.random.default_rng(SEED)
