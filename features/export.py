@@ -60,6 +60,14 @@ def text_by_decimals(
     return text
 
 
+def sort_rows(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` sorted by ``columns`` (ascending, missing first, as Spark's ``orderBy``; text
+    in code-point order, which is UTF-8's byte order), through each column's sorted integer
+    codes and one ``np.lexsort``: no comparison of strings beyond ``pd.factorize``'s."""
+    keys = [pd.factorize(frame[c], sort=True)[0] for c in reversed(columns)]
+    return frame.iloc[np.lexsort(keys)].reset_index(drop=True)
+
+
 def format_values(pub: pd.DataFrame, *, unit_of: Mapping[str, str]) -> pd.DataFrame:
     """Render ``value`` as text with the contract's rounding; empty unless status is ok."""
     out = pub.copy()

@@ -274,3 +274,26 @@ def test_release_register_refuses_weaker_rules_and_new_phenomena(
         ("r5", False),
         ("r3", True),
     ]
+
+
+@pytest.mark.spark
+def test_partner_rows_sort_as_sparks_order_by(spark: SparkSession) -> None:
+    """``sort_rows`` (driver, integer codes) gives Spark's ``orderBy`` order: text in UTF-8
+    byte order (accents and capitals included), then years as numbers."""
+    from zicht.features.export import sort_rows
+
+    names = ["Súdwest-Fryslân", "Sudwest", "sudwest", "Ärnhem", "Zaandam", "Åmsterdam", "GM10"]
+    rows = [
+        (lv, code, year, ind)
+        for lv in ("wijk", "buurt", "gemeente")
+        for code in names
+        for year in (2024, 2019, 2023)
+        for ind in ("b.x", "a.y", "B.z")
+    ]
+    frame = pd.DataFrame(rows[::-1], columns=["level", "area_code", "year", "indicator"])
+    got = sort_rows(frame, ["level", "area_code", "year", "indicator"])
+    spark_order = (
+        spark.createDataFrame(frame).orderBy("level", "area_code", "year", "indicator").toPandas()
+    )
+    pd.testing.assert_frame_equal(got, spark_order, check_dtype=False)
+    assert list(got.itertuples(index=False, name=None)) == sorted(rows)

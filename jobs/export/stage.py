@@ -25,6 +25,7 @@ from zicht.features.export import (
     format_values,
     phenomena_registered,
     rows_of_gemeenten,
+    sort_rows,
 )
 from zicht.features.link import area_hierarchy
 from zicht.features.regions import regions_of
@@ -91,9 +92,11 @@ def partner_table(
     pub = (
         published.join(F.broadcast(names), ["level", "area_code"], "left")
         .select("level", "area_code", "area_name", "year", "indicator", "value", "status")
-        .orderBy("level", "area_code", "year", "indicator")
         .toPandas()
     )
+    # sorted on the driver: a Spark orderBy would sample, range-partition and shuffle the
+    # table for an order pandas gives from integer codes
+    pub = sort_rows(pub, ["level", "area_code", "year", "indicator"])
     return format_values(pub, unit_of={s.key: s.unit for s in specs})
 
 
