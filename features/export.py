@@ -52,11 +52,16 @@ def text_by_decimals(
 ) -> np.ndarray:
     """Numbers as text, empty where not ``shown``: ``fmt(v, d)`` of each shown value with its
     row's ``decimals``, the rows of one count of decimals at once (no lookup per cell, over
-    millions of partner cells)."""
+    millions of partner cells), and each distinct number formatted once (by its bits, so that
+    -0.0 and 0.0 keep their own text): the years, counts and rounded values repeat."""
     text = np.full(len(value), "", dtype=object)
+    bits = np.ascontiguousarray(value, dtype=np.float64).view(np.int64)
     for d in np.unique(decimals[shown]).tolist():
         rows = np.flatnonzero(shown & (decimals == d))
-        text[rows] = [fmt(v, d) for v in value[rows].tolist()]
+        distinct, inverse = np.unique(bits[rows], return_inverse=True)
+        formatted = np.empty(len(distinct), dtype=object)
+        formatted[:] = [fmt(v, d) for v in distinct.view(np.float64).tolist()]
+        text[rows] = formatted[inverse.ravel()]
     return text
 
 
@@ -218,6 +223,47 @@ def neutralise_values(values: np.ndarray) -> np.ndarray:
 CSV_DIALECTS = {"standard": (",", "."), "nl": (";", ",")}
 
 
+def csv_text(frame: pd.DataFrame, *, sep: str = ",", line: str = "\r\n") -> str:
+    """``frame.to_csv(index=False, sep=sep, lineterminator=line)``, byte for byte, for a
+    frame of text and integer columns (the partner tables, as rendered), several times faster:
+    each distinct cell is quoted once (where it holds the separator, a quote, CR or LF, as the
+    csv module's minimal quoting does) and the rows are joined in one pass. Missing text is
+    empty. Any other frame goes through pandas."""
+    columns = [_csv_cells(frame[c], sep) for c in frame.columns]
+    if len(frame.columns) < 2 or any(c is None for c in columns):
+        return frame.to_csv(index=False, sep=sep, lineterminator=line)
+    header = sep.join(_csv_quoted(str(c), sep) for c in frame.columns)
+    cells = [c.tolist() for c in columns if c is not None]
+    rows = line.join(map(sep.join, zip(*cells, strict=True)))
+    return header + line + (rows + line if len(frame) else "")
+
+
+def _csv_quoted(text: str, sep: str) -> str:
+    if sep in text or '"' in text or "\r" in text or "\n" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _csv_cells(column: pd.Series, sep: str) -> np.ndarray | None:
+    """The CSV text of each cell of ``column``, or None when it is neither text nor integer:
+    each distinct value rendered once, missing ones empty."""
+    values = column.to_numpy()
+    if values.dtype.kind not in "iuO":
+        return None
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if values.dtype.kind in "iu":
+        distinct = [str(u) for u in uniques.tolist()]
+    elif all(isinstance(u, str) for u in uniques):
+        distinct = [_csv_quoted(u, sep) for u in uniques]
+    else:  # a cell that is no text: pandas renders it
+        return None
+    texts = np.empty(len(distinct) + 1, dtype=object)
+    texts[:-1] = distinct
+    texts[-1] = ""  # code -1: missing
+    out: np.ndarray = texts[codes]
+    return out
+
+
 def partner_csv(frame: pd.DataFrame, *, dialect: str = "standard") -> str:
     """The text of a partner CSV file: header, neutralised text cells, RFC 4180 CRLF rows.
 
@@ -233,7 +279,7 @@ def partner_csv(frame: pd.DataFrame, *, dialect: str = "standard") -> str:
             out["value"].to_numpy(),
             lambda v: v.replace(".", decimal) if isinstance(v, str) else v,
         )
-    return out.to_csv(index=False, sep=sep, lineterminator="\r\n")
+    return csv_text(out, sep=sep)
 
 
 def rows_of_gemeenten(pub: pd.DataFrame, gemeenten: Sequence[str]) -> pd.DataFrame:

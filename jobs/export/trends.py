@@ -21,6 +21,7 @@ import pandas as pd
 from zicht.features.export import (
     CSV_DIALECTS,
     DECIMALS,
+    csv_text,
     map_distinct,
     neutralise_frame,
     text_by_decimals,
@@ -90,11 +91,12 @@ def render_trends(
     unit = out["indicator"].map(lambda i: units.get(i, "share")).to_numpy()
     for col in NUMERIC:
         out[col] = _fixed(out[col], unit, col, decimal)
-    out["is_significant"] = [
-        "" if pd.isna(v) else ("true" if v else "false") for v in out["is_significant"]
-    ]
+    flag = pd.array(out["is_significant"], dtype="boolean")
+    out["is_significant"] = np.where(
+        flag.isna(), "", np.where(flag.fillna(False), "true", "false")
+    ).astype(object)
     out = neutralise_frame(out, numeric=NUMERIC)
-    return (BOM + out.to_csv(index=False, sep=sep, lineterminator="\r\n")).encode("utf-8")
+    return (BOM + csv_text(out, sep=sep)).encode("utf-8")
 
 
 REPORT_INDICATOR = "incidents_per_1000"  # the fitted trend the report shows per gemeente
