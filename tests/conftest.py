@@ -143,6 +143,23 @@ def _start_shared_tiny_run(config: pytest.Config) -> None:
             start_new_session=True,
         )
     config.stash[_TINY_PROC] = proc
+    (folder / "pid.tmp").write_text(str(proc.pid))
+    (folder / "pid.tmp").rename(folder / "pid")  # whole: the waiting workers watch it (_alive)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 _TINY_PROC = pytest.StashKey["subprocess.Popen[bytes]"]()
@@ -186,6 +203,11 @@ def _wait_for_shared_tiny_run(folder: Path) -> dict[str, Path]:
     while not (folder / "rc").is_file():
         if time.monotonic() > deadline:
             pytest.fail(f"the shared tiny run in {folder} did not finish in {TINY_RUN_WAIT_S} s")
+        pid = folder / "pid"
+        if pid.is_file() and not _alive(int(pid.read_text())) and not (folder / "rc").is_file():
+            # killed before it could write rc (a signal, the OOM killer): say so now
+            log = (folder / "log").read_text(errors="replace")[-4000:]
+            pytest.fail(f"the shared tiny run's process died without an exit code:\n{log}")
         time.sleep(1)
     rc = (folder / "rc").read_text().strip()
     if rc != "0":

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from zicht.features.export import FORMULA_STARTS
+from zicht.features.export import FORMULA_STARTS, map_distinct
 from zicht.features.regions import REFERENCE_LEVELS
 from zicht.features.units import UNITS
 from zicht.jobs.export.writers import CHUNK, decoded
@@ -68,18 +68,49 @@ CREATED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 def wide_table(pub: pd.DataFrame, *, indicators: Sequence[str]) -> pd.DataFrame:
-    """One level's partner rows wide: one row per (area, year), one column per indicator;
-    a published value as a number, any other cell as its CBS symbol."""
-    cell: list[object] = []
-    for v, st in zip(pub["value"], pub["status"], strict=True):
-        cell.append(float(v) if st == "ok" and v != "" else SYMBOLS.get(str(st), "x"))
-    frame = pub.assign(cell=pd.Series(cell, index=pub.index, dtype=object))
-    wide = frame.set_index(["area_code", "area_name", "year", "indicator"])["cell"].unstack(
-        "indicator"
+    """One level's partner rows wide: one row per (area, year), one column per indicator
+    (those of ``indicators`` the rows hold, in that order); a published value as a number, any
+    other cell as its CBS symbol, NaN where the rows hold no cell. Rows ordered by area code
+    and year (then name). Built on integer codes: the keys are factorised once and every cell
+    put in place by position, with no MultiIndex of text."""
+    present = set(pub["indicator"].unique().tolist())
+    columns = [i for i in indicators if i in present]
+    status = pub["status"].to_numpy(dtype=object)
+    value = pub["value"].to_numpy(dtype=object)
+    shown = (status == "ok") & (value != "")
+    numbers = pd.to_numeric(pd.Series(value[shown]), errors="raise").to_numpy(dtype=float)
+    cell = np.array([SYMBOLS.get(str(st), "x") for st in pd.unique(status)], dtype=object)[
+        pd.factorize(status)[0]
+    ]
+    cell[shown] = numbers.tolist()
+
+    area, area_codes = pd.factorize(pub["area_code"], sort=True)
+    name, names = pd.factorize(pub["area_name"], sort=True, use_na_sentinel=False)
+    year, years = pd.factorize(pub["year"], sort=True)
+    row, row_keys = pd.factorize(
+        (area.astype(np.int64) * len(names) + name) * len(years) + year, sort=True
     )
-    wide = wide.reindex(columns=[i for i in indicators if i in wide.columns])
-    wide = wide.reset_index().sort_values(["area_code", "year"], kind="mergesort")
-    return wide.rename(columns={"area_code": "gebiedscode", "area_name": "naam", "year": "jaar"})
+    slot = {ind: k for k, ind in enumerate(columns)}
+    col = pub["indicator"].map(slot).to_numpy(dtype=float)
+    kept = ~np.isnan(col)
+    at = row[kept].astype(np.int64) * max(len(columns), 1) + col[kept].astype(np.int64)
+    if len(at) and np.bincount(at).max() > 1:
+        raise ValueError("the partner rows hold a cell (area, name, year, indicator) twice")
+    flat = np.full(len(row_keys) * len(columns), np.nan, dtype=object)
+    flat[at] = cell[kept]
+    grid = flat.reshape(len(row_keys), len(columns))
+    keys = np.asarray(row_keys, dtype=np.int64)
+    a_of, n_of, y_of = (
+        keys // (len(names) * len(years)),
+        keys // len(years) % len(names),
+        keys % len(years),
+    )
+    order = np.lexsort((y_of, a_of))  # stable: by area and year, then as sorted (name)
+    wide = pd.DataFrame(grid[order], columns=columns)
+    wide.insert(0, "jaar", np.asarray(years)[y_of[order]])
+    wide.insert(0, "naam", np.asarray(names, dtype=object)[n_of[order]])
+    wide.insert(0, "gebiedscode", np.asarray(area_codes, dtype=object)[a_of[order]])
+    return wide
 
 
 def toelichting(report: Mapping[str, object]) -> list[str]:
@@ -183,39 +214,63 @@ def sheet_rows(wide: pd.DataFrame, styles: Sequence[int | None], *, quoted: int)
     XlsxWriter's constant-memory mode writes for ``write_number(r, c, x, fmt)`` of every number
     and ``write_string`` of every non-empty text (quote-prefixed when a spreadsheet could run
     it), with ``styles[c]`` the style index of column ``c``'s number format. A missing value
-    (None, NaN) or an empty text has no cell."""
+    (None, NaN) or an empty text has no cell.
+
+    Column by column over a block of rows: each distinct number is formatted and each distinct
+    text escaped once, a column's cells are joined to their references by numpy's elementwise
+    ``+`` and a row's cells by one ``str.join`` (no Python loop over the cells)."""
     if len(wide) + 1 > MAX_ROWS:
         raise ValueError(f"{len(wide)} rows do not fit a worksheet ({MAX_ROWS} rows)")
     from xlsxwriter.utility import xl_col_to_name
 
     letters = [xl_col_to_name(c) for c in range(len(wide.columns))]
-    # the part of a number cell before its row number and after it, per column
-    number_cell = [
-        ('<c r="' + letter, ('"' if s is None else f'" s="{s}"') + "><v>")
-        for letter, s in zip(letters, styles, strict=True)
-    ]
-    piece: list[str] = []
-    for r, row in enumerate(wide.itertuples(index=False, name=None), start=2):
-        start = len(piece)
-        piece.append(f'<row r="{r}">')
-        for c, x in enumerate(row):
-            if isinstance(x, str):
-                if x:
-                    piece.append(_string_cell(letters[c], r, x, quoted))
-            elif x is not None and x == x:  # NaN: no cell for that (area, year)
-                if x in (float("inf"), float("-inf")):
-                    raise ValueError(f"an infinite value in column {wide.columns[c]!r}")
-                head, tail = number_cell[c]
-                piece.append(f"{head}{r}{tail}{x:.16G}</v></c>")
-        if len(piece) == start + 1:
-            piece.pop()  # no cell in this row: XlsxWriter writes no row element either
-        else:
-            piece.append("</row>")
-        if r % _ROWS_PER_PIECE == 0:
-            yield "".join(piece)
-            piece.clear()
-    if piece:
-        yield "".join(piece)
+    for start in range(0, len(wide), _ROWS_PER_PIECE):
+        block = wide.iloc[start : start + _ROWS_PER_PIECE]
+        numbers = np.arange(start + 2, start + 2 + len(block))
+        rnum = numbers.astype(str).astype(object)
+        cells = [
+            _column_cells(block.iloc[:, c].to_numpy(), letters[c], styles[c], rnum, quoted,
+                          wide.columns[c]).tolist()
+            for c in range(len(letters))
+        ]  # fmt: skip
+        content = list(map("".join, zip(*cells, strict=True))) if cells else [""] * len(block)
+        yield "".join(
+            f'<row r="{r}">{x}</row>' for r, x in zip(numbers.tolist(), content, strict=True) if x
+        )  # a row without a cell gets no row element, as XlsxWriter writes none
+
+
+def _column_cells(
+    values: np.ndarray, letter: str, style: int | None, rnum: np.ndarray, quoted: int, name: object
+) -> np.ndarray:
+    """The XML of each cell of one column over a block of rows (``rnum``: their row numbers as
+    text), empty where the cell is absent."""
+    out = np.full(len(values), "", dtype=object)
+    if values.dtype.kind in "biuf":
+        text = np.zeros(len(values), dtype=bool)
+        number = values.astype(float)
+    else:
+        text = np.fromiter((isinstance(x, str) for x in values), dtype=bool, count=len(values))
+        number = np.full(len(values), np.nan)
+        number[~text] = values[~text].astype(float)  # None -> NaN
+    held = ~np.isnan(number)
+    if held.any():
+        if np.isinf(number[held]).any():
+            raise ValueError(f"an infinite value in column {name!r}")
+        bits = number[held].view(np.int64)  # -0.0 keeps its own text
+        distinct, inverse = np.unique(bits, return_inverse=True)
+        shown = np.empty(len(distinct), dtype=object)
+        shown[:] = [f"{x:.16G}" for x in distinct.view(np.float64).tolist()]
+        head = '<c r="' + letter
+        tail = ('"' if style is None else f'" s="{style}"') + "><v>"
+        out[held] = head + rnum[held] + tail + shown[inverse.ravel()] + "</v></c>"
+    if text.any():
+        strings = values[text]
+        nonempty = strings != ""
+        rows = np.flatnonzero(text)[nonempty]
+        if len(rows):
+            body = map_distinct(strings[nonempty], lambda v: _string_body(v, quoted))
+            out[rows] = '<c r="' + letter + rnum[rows] + '"' + body
+    return out
 
 
 def cell_text(v: str) -> tuple[bool, str]:
