@@ -8,7 +8,9 @@ and stage infos) from a daemon thread and logs one INFO line at most once per in
 It counts the jobs started since it began: Spark numbers jobs one after another, so every id
 above the highest one known at the start is the run's, whatever job group or thread started it
 (the tracker lists finished jobs only per group, so the newest id is found by asking for the
-ids after the highest one known until a few in a row are unknown). A stage a
+ids after the highest one known until a few in a row are unknown). "Known" is as the tracker
+sees it: a job that ended just before the start but whose events Spark's listener bus has not
+delivered yet counts as the run's (one job too many in the lines, on a loaded machine). A stage a
 finished job skipped (its shuffle output already existed) counts in neither total; while its
 job runs, such a stage cannot be told from one still to come and counts as to do. The tracker
 keeps only the last ``spark.ui.retainedJobs`` jobs; a finished job's counts are remembered
