@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from pyspark.sql import SparkSession
@@ -69,20 +70,28 @@ def _settled(progress: Progress, jobs: int) -> ProgressSnapshot:
         time.sleep(0.05)
 
 
+@contextmanager
+def _job_group(spark: SparkSession, group: str, description: str) -> Iterator[None]:
+    """The block's jobs in ``group``; the session's later jobs in none again."""
+    sc = spark.sparkContext
+    sc.setJobGroup(group, description)
+    try:
+        yield
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+        sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
+
+
 def _job_before_the_start(spark: SparkSession) -> None:
     """One job, run and seen to its end by the status tracker. "Before the start" is as the
     tracker sees it: a job whose end the listener bus has not delivered yet when a Progress
     starts counts as one of its jobs (on a loaded machine the bus lags for seconds; the full
     suite once counted the job before the start that way). The job runs in a group of its own
     so that the tracker can be asked for it by name."""
-    sc, group = spark.sparkContext, "zicht-test-before-the-start"
-    sc.setJobGroup(group, "a job before the progress starts")
-    try:
+    group = "zicht-test-before-the-start"
+    with _job_group(spark, group, "a job before the progress starts"):
         spark.range(10).count()
-    finally:
-        sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
-        sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
-    tracker = sc.statusTracker()
+    tracker = spark.sparkContext.statusTracker()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         infos = [tracker.getJobInfo(i) for i in tracker.getJobIdsForGroup(group)]
@@ -149,14 +158,9 @@ def test_lines_name_the_stage_and_count_only_the_jobs_since_start(
 
 @pytest.mark.spark
 def test_jobs_in_another_job_group_are_counted(spark: SparkSession) -> None:
-    sc = spark.sparkContext
     with Progress(spark, lambda: "models", interval_s=30) as progress:
-        sc.setJobGroup("zicht-test-other-group", "a group the progress never heard of")
-        try:
+        with _job_group(spark, "zicht-test-other-group", "a group the progress never heard of"):
             spark.sparkContext.parallelize(range(4), 4).count()
-        finally:
-            sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
-            sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
         snap = _settled(progress, jobs=1)
     assert (snap.jobs_done, snap.jobs_total, snap.tasks_done, snap.tasks_total) == (1, 1, 4, 4)
 
