@@ -36,7 +36,13 @@ os.environ.pop("ZICHT_CONF", None)
 # serial collector cut the CPU of a tiny pipeline run by 28 % (213 -> 153 core-s, the same wall
 # time alone). Every JVM the tests start inherits it: the workers', child zicht runs', the
 # loopback cluster's. Production runs keep the JVM's defaults (C2 pays off on long jobs).
-os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+# C1 alone reserves a 48 MiB code cache (tiered: 240 MiB); a worker's JVM compiles Catalyst's
+# generated classes for the whole suite and filled it ("Out of space in CodeCache for
+# adapters", a VirtualMachineError that kills the JVM mid-test), so the cache is set back.
+os.environ.setdefault(
+    "JAVA_TOOL_OPTIONS",
+    "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=256m",
+)
 
 
 @pytest.fixture(scope="session")
